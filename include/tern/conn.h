@@ -1,0 +1,180 @@
+/* tern: one QUIC connection, sans-IO (DESIGN.md §3).
+ *
+ * The caller owns the clock, the sockets and the randomness: it feeds
+ * received datagrams with tern_conn_recv(), pulls datagrams to send with
+ * tern_conn_send(), and calls tern_conn_handle_timeout() at
+ * tern_conn_next_timeout(). Times are nanoseconds on any monotonic clock.
+ * Nothing here talks to the OS. A connection allocates its state when it is
+ * created and when a stream opens, never per packet. */
+#ifndef TERN_CONN_H
+#define TERN_CONN_H
+
+#include "tern/common.h"
+#include "tern/packet.h"
+#include "tern/tparams.h"
+
+struct tern_conn;
+struct tern_tls_ctx;
+struct tern_reset_key;
+
+/* A network address as bytes the core compares but never interprets. */
+struct tern_addr {
+	uint8_t family; /* 4 or 6; 0 when unknown */
+	uint16_t port;  /* host order */
+	uint8_t ip[16]; /* IPv4 in the first 4 bytes */
+};
+
+struct tern_path {
+	struct tern_addr local;
+	struct tern_addr remote;
+};
+
+static inline int tern_addr_equal(const struct tern_addr *a, const struct tern_addr *b)
+{
+	return a->family == b->family && a->port == b->port &&
+	       memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
+}
+
+enum tern_conn_state {
+	TERN_CONN_HANDSHAKE,
+	TERN_CONN_ESTABLISHED,
+	TERN_CONN_CLOSING,  /* we sent CONNECTION_CLOSE, RFC 9000 §10.2.1 */
+	TERN_CONN_DRAINING, /* the peer closed or reset, RFC 9000 §10.2.2 */
+	TERN_CONN_CLOSED,   /* nothing left to do: free it */
+};
+
+/* Why a connection ended, for metrics (tern_connections_closed_total). */
+enum tern_close_reason {
+	TERN_CLOSE_NONE,
+	TERN_CLOSE_IDLE_TIMEOUT,
+	TERN_CLOSE_LOCAL,
+	TERN_CLOSE_PEER,
+	TERN_CLOSE_STATELESS_RESET,
+	TERN_CLOSE_HANDSHAKE_TIMEOUT,
+	TERN_CLOSE_ERROR,
+};
+
+struct tern_close_info {
+	enum tern_close_reason reason;
+	int app;       /* 1: application close (0x1d), 0: transport (0x1c) */
+	uint64_t code; /* the QUIC error code */
+	uint64_t frame_type;
+	char reason_phrase[64];
+};
+
+struct tern_conn_callbacks {
+	/* The handshake completed (server) or was confirmed (client). */
+	void (*on_established)(struct tern_conn *c, void *user);
+	/* A peer-initiated stream opened. */
+	void (*on_stream_open)(struct tern_conn *c, void *user, uint64_t stream_id);
+	/* Stream bytes in order; data lives only during the call. The bytes
+	 * count as consumed when the call returns (flow control credit goes
+	 * back). A non-zero return closes the connection with that
+	 * application error code. */
+	int (*on_stream_data)(struct tern_conn *c, void *user, uint64_t stream_id,
+			      const uint8_t *data, size_t len, int fin);
+	void (*on_stream_reset)(struct tern_conn *c, void *user, uint64_t stream_id,
+				uint64_t error_code);
+	void (*on_stop_sending)(struct tern_conn *c, void *user, uint64_t stream_id,
+				uint64_t error_code);
+	/* Send-buffer room freed on a stream the application writes. */
+	void (*on_stream_writable)(struct tern_conn *c, void *user, uint64_t stream_id);
+	/* The connection entered closing or draining, or ended silently. */
+	void (*on_close)(struct tern_conn *c, void *user, const struct tern_close_info *info);
+	/* A CID of ours became valid (the endpoint routes it here) or retired. */
+	void (*on_cid)(struct tern_conn *c, void *user, const struct tern_cid *cid, int added);
+	/* One NSS key-log line (SSLKEYLOGFILE format), no newline. */
+	void (*on_keylog)(struct tern_conn *c, void *user, const char *line);
+};
+
+struct tern_conn_config {
+	int is_server;
+	uint32_t version; /* client: the version to start with */
+	struct tern_tls_ctx *tls;
+	const char *server_name; /* client: SNI */
+	/* Our transport parameters; the engine fills in the CIDs, the reset
+	 * token and (server) the original/retry CIDs. */
+	struct tern_tparams tparams;
+	uint8_t scid_len;                        /* length of the CIDs we issue */
+	const struct tern_reset_key *reset_key;  /* derives our reset tokens */
+	struct tern_rand rand;
+	size_t max_datagram;      /* largest datagram we send, >= 1200 */
+	size_t stream_sndbuf;     /* per-stream send buffer bytes */
+	uint64_t handshake_timeout_ns; /* 0: 10 s */
+	const struct tern_conn_callbacks *cb;
+	void *user;
+};
+
+/* Fills cfg with safe defaults for a role (tparams included). */
+void tern_conn_config_init(struct tern_conn_config *cfg, int is_server);
+
+int tern_conn_new_client(struct tern_conn **out, const struct tern_conn_config *cfg,
+			 const struct tern_path *path, uint64_t now);
+
+/* A server connection for the client Initial `hdr` (already parsed by the
+ * endpoint). scid, when not NULL, is the CID the endpoint chose for us (it
+ * encodes routing); odcid, when not NULL, is the original DCID a Retry
+ * token vouched for (then hdr->dcid is our Retry SCID). */
+int tern_conn_new_server(struct tern_conn **out, const struct tern_conn_config *cfg,
+			 const struct tern_path *path, const struct tern_pkt_hdr *hdr,
+			 const struct tern_cid *scid, const struct tern_cid *odcid, uint64_t now);
+
+void tern_conn_free(struct tern_conn *c);
+
+/* Processes one datagram; decrypts in place. Returns 0 (including for
+ * packets dropped as RFC 9000 says), or a negative error when the
+ * connection closed because of it. */
+int tern_conn_recv(struct tern_conn *c, uint8_t *dgram, size_t len, const struct tern_path *path,
+		   uint64_t now);
+
+/* Writes the next datagram (coalesced packets) into buf. Returns its
+ * length, or 0 when nothing is to be sent now. */
+int tern_conn_send(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t now);
+
+uint64_t tern_conn_next_timeout(const struct tern_conn *c); /* UINT64_MAX: none */
+void tern_conn_handle_timeout(struct tern_conn *c, uint64_t now);
+
+enum tern_conn_state tern_conn_state(const struct tern_conn *c);
+const struct tern_close_info *tern_conn_close_info(const struct tern_conn *c);
+const struct tern_path *tern_conn_path(const struct tern_conn *c);
+void *tern_conn_user(const struct tern_conn *c);
+void tern_conn_set_user(struct tern_conn *c, void *user);
+/* The negotiated ALPN (not NUL-terminated). */
+int tern_conn_alpn(const struct tern_conn *c, const uint8_t **alpn, size_t *len);
+
+/* ---- streams ------------------------------------------------------------ */
+
+/* Opens a stream of ours; TERN_ERR_LIMIT when the peer's MAX_STREAMS says
+ * wait. */
+int tern_conn_stream_open(struct tern_conn *c, int bidi, uint64_t *stream_id);
+
+/* Copies up to len bytes into the stream's send buffer and returns how many
+ * it took; fin applies only when all of them were taken. */
+int tern_conn_stream_write(struct tern_conn *c, uint64_t stream_id, const uint8_t *data,
+			   size_t len, int fin);
+
+/* Free send-buffer room on a stream (0 when full or not writable). */
+size_t tern_conn_stream_room(const struct tern_conn *c, uint64_t stream_id);
+
+int tern_conn_stream_reset(struct tern_conn *c, uint64_t stream_id, uint64_t error_code);
+int tern_conn_stream_stop(struct tern_conn *c, uint64_t stream_id, uint64_t error_code);
+
+/* ---- close ---------------------------------------------------------------- */
+
+/* Immediate close (RFC 9000 §10.2): app selects 0x1d over 0x1c. */
+int tern_conn_close(struct tern_conn *c, int app, uint64_t code, const char *reason, uint64_t now);
+
+/* Starts a 1-RTT key update (RFC 9001 §6). TERN_ERR_STATE when one may not
+ * start yet. */
+int tern_conn_key_update(struct tern_conn *c);
+
+struct tern_conn_stats {
+	uint64_t pkts_sent, pkts_recv, pkts_lost, pkts_dropped;
+	uint64_t bytes_sent, bytes_recv;
+	uint64_t stream_bytes_sent, stream_bytes_recv;
+	uint64_t srtt_ns, min_rtt_ns, cwnd;
+	uint64_t key_updates;
+};
+void tern_conn_stats(const struct tern_conn *c, struct tern_conn_stats *st);
+
+#endif

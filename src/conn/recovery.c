@@ -1,0 +1,398 @@
+/* Loss detection and congestion control, RFC 9002: RTT estimation, ACK
+ * processing, packet- and time-threshold loss, PTO with backoff, and a
+ * NewReno window. The full treatment (CUBIC, pacing, ECN, persistent
+ * congestion) is the loss-recovery issue's; this is enough to be reliable
+ * and to not flood a path. */
+#include <stdlib.h>
+
+#include "conn/conn_int.h"
+
+#define K_PACKET_THRESHOLD 3
+#define K_GRANULARITY_NS NS_PER_MS
+#define K_INITIAL_RTT_NS (333 * NS_PER_MS)
+#define K_MAX_DATAGRAM 1200
+#define K_INITIAL_WINDOW (10 * K_MAX_DATAGRAM)
+#define K_MIN_WINDOW (2 * K_MAX_DATAGRAM)
+#define SENT_RING_MAX 65536
+
+/* ---- the sent-packet ring -------------------------------------------------- */
+
+static struct sent_pkt *ring_at(const struct sent_ring *r, size_t i)
+{
+	return &r->p[(r->head + i) & (r->cap - 1)];
+}
+
+int sent_ring_push(struct sent_ring *r, struct sent_pkt **out)
+{
+	if (r->len == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		if (cap > SENT_RING_MAX)
+			return TERN_ERR_NOMEM;
+		struct sent_pkt *np = malloc(cap * sizeof(*np));
+		if (!np)
+			return TERN_ERR_NOMEM;
+		for (size_t i = 0; i < r->len; i++)
+			np[i] = *ring_at(r, i);
+		free(r->p);
+		r->p = np;
+		r->cap = cap;
+		r->head = 0;
+	}
+	struct sent_pkt *p = &r->p[(r->head + r->len) & (r->cap - 1)];
+	r->len++;
+	memset(p, 0, sizeof(*p));
+	*out = p;
+	return 0;
+}
+
+void sent_ring_free(struct sent_ring *r)
+{
+	free(r->p);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Drops acknowledged or requeued records from the front. */
+static void ring_compact(struct sent_ring *r)
+{
+	while (r->len && r->p[r->head].acked) {
+		r->head = (r->head + 1) & (r->cap - 1);
+		r->len--;
+	}
+}
+
+/* ---- RTT, RFC 9002 §5 ------------------------------------------------------ */
+
+static void rtt_update(struct tern_conn *c, uint64_t latest, uint64_t ack_delay)
+{
+	c->latest_rtt = latest;
+	if (!c->first_rtt_sample) {
+		c->first_rtt_sample = 1;
+		c->min_rtt = latest;
+		c->smoothed_rtt = latest;
+		c->rttvar = latest / 2;
+		return;
+	}
+	if (latest < c->min_rtt)
+		c->min_rtt = latest;
+	if (c->handshake_confirmed && ack_delay > c->max_ack_delay_ns)
+		ack_delay = c->max_ack_delay_ns;
+	uint64_t adjusted = latest;
+	if (latest >= c->min_rtt + ack_delay)
+		adjusted = latest - ack_delay;
+	uint64_t diff = c->smoothed_rtt > adjusted ? c->smoothed_rtt - adjusted
+						    : adjusted - c->smoothed_rtt;
+	c->rttvar = (3 * c->rttvar + diff) / 4;
+	c->smoothed_rtt = (7 * c->smoothed_rtt + adjusted) / 8;
+}
+
+uint64_t recovery_pto(const struct tern_conn *c)
+{
+	uint64_t srtt = c->first_rtt_sample ? c->smoothed_rtt : K_INITIAL_RTT_NS;
+	uint64_t var = c->first_rtt_sample ? c->rttvar : K_INITIAL_RTT_NS / 2;
+	uint64_t v = 4 * var > K_GRANULARITY_NS ? 4 * var : K_GRANULARITY_NS;
+	return srtt + v + c->max_ack_delay_ns;
+}
+
+/* ---- congestion control (NewReno, RFC 9002 §7) ----------------------------- */
+
+int recovery_can_send(const struct tern_conn *c, size_t bytes)
+{
+	(void)bytes;
+	return c->bytes_in_flight < c->cwnd;
+}
+
+static void cc_on_acked(struct tern_conn *c, const struct sent_pkt *p)
+{
+	if (!(p->flags & SF_IN_FLIGHT))
+		return;
+	c->bytes_in_flight -= p->size <= c->bytes_in_flight ? p->size : c->bytes_in_flight;
+	if (p->time <= c->recovery_start)
+		return;
+	if (c->cwnd < c->ssthresh)
+		c->cwnd += p->size;
+	else
+		c->cwnd += (uint64_t)K_MAX_DATAGRAM * p->size / c->cwnd;
+}
+
+static void cc_on_lost(struct tern_conn *c, const struct sent_pkt *p, uint64_t now)
+{
+	if (p->flags & SF_IN_FLIGHT)
+		c->bytes_in_flight -= p->size <= c->bytes_in_flight ? p->size : c->bytes_in_flight;
+	if (p->time <= c->recovery_start)
+		return; /* one reduction per round trip */
+	c->recovery_start = now;
+	c->ssthresh = c->cwnd / 2;
+	if (c->ssthresh < K_MIN_WINDOW)
+		c->ssthresh = K_MIN_WINDOW;
+	c->cwnd = c->ssthresh;
+}
+
+/* ---- what a packet carried ------------------------------------------------- */
+
+static struct sendbuf *chunk_sendbuf(struct tern_conn *c, int ep, const struct sent_chunk *ch,
+				     struct stream **sp)
+{
+	*sp = NULL;
+	if (ch->stream_id == UINT64_MAX)
+		return &c->sp[ep].crypto_send;
+	struct stream *s = stream_find(c, ch->stream_id);
+	*sp = s;
+	return s ? &s->send : NULL;
+}
+
+static void on_packet_acked(struct tern_conn *c, int ep, struct sent_pkt *p)
+{
+	for (unsigned i = 0; i < p->n_chunks; i++) {
+		const struct sent_chunk *ch = &p->chunks[i];
+		struct stream *s;
+		if (ch->kind != 0)
+			continue;
+		struct sendbuf *b = chunk_sendbuf(c, ep, ch, &s);
+		if (!b)
+			continue;
+		uint64_t before = b->acked;
+		sendbuf_on_acked(b, ch->offset, ch->len, ch->fin);
+		if (s && b->acked != before && c->cb && c->cb->on_stream_writable)
+			c->cb->on_stream_writable(c, c->user, s->id);
+	}
+}
+
+/* Puts everything a lost packet carried back in line to be sent again. */
+void recovery_requeue(struct tern_conn *c, int ep, struct sent_pkt *p)
+{
+	for (unsigned i = 0; i < p->n_chunks; i++) {
+		const struct sent_chunk *ch = &p->chunks[i];
+		struct stream *s;
+		if (ch->stream_id != UINT64_MAX) {
+			s = stream_find(c, ch->stream_id);
+			if (!s)
+				continue;
+			if (ch->kind == 1)
+				s->pending_reset = 1;
+			else if (ch->kind == 2)
+				s->pending_stop = 1;
+			else if (ch->kind == 3)
+				s->pending_max_stream_data = 1;
+			else if (!s->pending_reset)
+				sendbuf_on_lost(&s->send, ch->offset, ch->len, ch->fin);
+			stream_queue(c, s);
+			continue;
+		}
+		struct sendbuf *b = chunk_sendbuf(c, ep, ch, &s);
+		sendbuf_on_lost(b, ch->offset, ch->len, ch->fin);
+	}
+	if (p->flags & SF_HANDSHAKE_DONE)
+		c->pending_handshake_done = 1;
+	if (p->flags & SF_MAX_DATA)
+		c->pending_max_data = 1;
+	if (p->flags & SF_MAX_STREAMS_BIDI)
+		c->pending_max_streams_bidi = 1;
+	if (p->flags & SF_MAX_STREAMS_UNI)
+		c->pending_max_streams_uni = 1;
+	if (p->flags & SF_NEW_CID)
+		for (uint32_t i = 0; i < c->n_lcid; i++)
+			if (!c->lcid[i].retired && c->lcid[i].seq > 0)
+				c->lcid[i].pending_send = 1;
+}
+
+/* ---- ACK processing, RFC 9002 §6 ------------------------------------------- */
+
+static void detect_lost(struct tern_conn *c, int ep, uint64_t now)
+{
+	struct pn_space *sp = &c->sp[ep];
+	uint64_t rtt = c->latest_rtt > c->smoothed_rtt ? c->latest_rtt : c->smoothed_rtt;
+	uint64_t delay = rtt * 9 / 8;
+	if (delay < K_GRANULARITY_NS)
+		delay = K_GRANULARITY_NS;
+	sp->loss_time = TIME_NONE;
+	for (size_t i = 0; i < sp->sent.len; i++) {
+		struct sent_pkt *p = ring_at(&sp->sent, i);
+		if (p->acked || p->pn > sp->largest_acked)
+			continue;
+		int lost = p->pn + K_PACKET_THRESHOLD <= sp->largest_acked ||
+			   p->time + delay <= now;
+		if (!lost) {
+			uint64_t t = p->time + delay;
+			if (t < sp->loss_time)
+				sp->loss_time = t;
+			continue;
+		}
+		p->acked = 1; /* no longer tracked */
+		if (p->flags & SF_ACK_ELICITING && sp->eliciting_in_flight)
+			sp->eliciting_in_flight--;
+		c->stats.pkts_lost++;
+		cc_on_lost(c, p, now);
+		recovery_requeue(c, ep, p);
+	}
+	ring_compact(&sp->sent);
+}
+
+static struct sent_pkt *ring_find(struct sent_ring *r, uint64_t pn)
+{
+	/* pns in the ring ascend; binary search */
+	size_t lo = 0, hi = r->len;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		struct sent_pkt *p = ring_at(r, mid);
+		if (p->pn == pn)
+			return p;
+		if (p->pn < pn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int recovery_on_ack(struct tern_conn *c, int ep, const struct tern_ack_frame *ack, uint64_t now)
+{
+	struct pn_space *sp = &c->sp[ep];
+	if (ack->largest >= sp->next_pn)
+		return TERN_ERR_QUIC(TERN_QUIC_PROTOCOL_VIOLATION); /* RFC 9000 §13.1 */
+	struct tern_ack_iter it;
+	struct tern_ack_range r;
+	int newly_eliciting = 0;
+	struct sent_pkt *largest = NULL;
+	tern_ack_iter_init(&it, ack);
+	while (tern_ack_iter_next(&it, &r)) {
+		if (!sp->sent.len)
+			break;
+		uint64_t lo = r.smallest, hi = r.largest;
+		uint64_t first = ring_at(&sp->sent, 0)->pn;
+		if (hi < first)
+			break;
+		if (lo < first)
+			lo = first;
+		for (uint64_t pn = hi + 1; pn-- > lo;) {
+			struct sent_pkt *p = ring_find(&sp->sent, pn);
+			if (!p || p->acked)
+				continue;
+			p->acked = 1;
+			if (pn == ack->largest)
+				largest = p;
+			if (p->flags & SF_ACK_ELICITING) {
+				newly_eliciting = 1;
+				if (sp->eliciting_in_flight)
+					sp->eliciting_in_flight--;
+			}
+			cc_on_acked(c, p);
+			on_packet_acked(c, ep, p);
+			if (c->update_pending_ack && ep == EP_APP && pn >= c->key_phase_start_pn)
+				c->update_pending_ack = 0;
+		}
+	}
+	if (sp->largest_acked == TERN_PN_NONE || ack->largest > sp->largest_acked)
+		sp->largest_acked = ack->largest;
+	if (largest && newly_eliciting) {
+		uint64_t delay = ep == EP_APP ? (ack->ack_delay << c->peer_tp.ack_delay_exponent) * 1000 : 0;
+		rtt_update(c, now - largest->time, delay);
+	}
+	if (newly_eliciting)
+		c->pto_count = 0;
+	detect_lost(c, ep, now);
+	ring_compact(&sp->sent);
+	recovery_set_timer(c, now);
+	return 0;
+}
+
+void recovery_on_sent(struct tern_conn *c, int ep, struct sent_pkt *p)
+{
+	struct pn_space *sp = &c->sp[ep];
+	if (p->flags & SF_IN_FLIGHT)
+		c->bytes_in_flight += p->size;
+	if (p->flags & SF_ACK_ELICITING) {
+		sp->last_eliciting_sent = p->time;
+		sp->eliciting_in_flight++;
+	}
+	recovery_set_timer(c, p->time);
+}
+
+/* ---- timers, RFC 9002 §6.2 ------------------------------------------------- */
+
+void recovery_set_timer(struct tern_conn *c, uint64_t now)
+{
+	(void)now;
+	uint64_t t = TIME_NONE;
+	for (int ep = 0; ep < EP_COUNT; ep++)
+		if (!c->sp[ep].discarded && c->sp[ep].loss_time < t)
+			t = c->sp[ep].loss_time;
+	if (t != TIME_NONE) {
+		c->loss_timer = t;
+		return;
+	}
+	uint64_t pto = recovery_pto(c) << (c->pto_count < 16 ? c->pto_count : 16);
+	for (int ep = 0; ep < EP_COUNT; ep++) {
+		struct pn_space *sp = &c->sp[ep];
+		if (sp->discarded || !sp->eliciting_in_flight)
+			continue;
+		if (ep == EP_APP && !c->handshake_complete)
+			continue; /* RFC 9002 §6.2.1: no app PTO before that */
+		uint64_t d = pto;
+		if (ep != EP_APP)
+			d -= c->max_ack_delay_ns;
+		if (sp->last_eliciting_sent + d < t)
+			t = sp->last_eliciting_sent + d;
+	}
+	/* A client with nothing in flight before the handshake is done must
+	 * still probe, or a lost server flight deadlocks (RFC 9002 §6.2.2.1). */
+	if (t == TIME_NONE && !c->is_server && !c->handshake_confirmed &&
+	    c->state == TERN_CONN_HANDSHAKE)
+		t = c->now + pto;
+	c->loss_timer = t;
+}
+
+void recovery_on_timeout(struct tern_conn *c, uint64_t now)
+{
+	for (int ep = 0; ep < EP_COUNT; ep++) {
+		struct pn_space *sp = &c->sp[ep];
+		if (!sp->discarded && sp->loss_time <= now) {
+			detect_lost(c, ep, now);
+			recovery_set_timer(c, now);
+			return;
+		}
+	}
+	/* PTO: resend what is outstanding in the earliest space with data in
+	 * flight, as probes that ignore the congestion window. */
+	c->pto_count++;
+	int done = 0;
+	for (int ep = 0; ep < EP_COUNT && !done; ep++) {
+		struct pn_space *sp = &c->sp[ep];
+		if (sp->discarded || (!sp->eliciting_in_flight && !(ep == EP_INITIAL && !c->is_server)))
+			continue;
+		if (ep == EP_APP && !c->handshake_complete)
+			continue;
+		for (size_t i = 0; i < sp->sent.len; i++) {
+			struct sent_pkt *p = ring_at(&sp->sent, i);
+			if (!p->acked && (p->flags & SF_ACK_ELICITING))
+				recovery_requeue(c, ep, p);
+		}
+		c->probes_pending[ep] = 2;
+		done = 1;
+	}
+	if (!done && !c->is_server && !c->handshake_confirmed)
+		c->probes_pending[c->sp[EP_HANDSHAKE].tx_ready ? EP_HANDSHAKE : EP_INITIAL] = 1;
+	recovery_set_timer(c, now);
+}
+
+void recovery_discard_space(struct tern_conn *c, int ep)
+{
+	struct pn_space *sp = &c->sp[ep];
+	for (size_t i = 0; i < sp->sent.len; i++) {
+		struct sent_pkt *p = ring_at(&sp->sent, i);
+		if (!p->acked && (p->flags & SF_IN_FLIGHT))
+			c->bytes_in_flight -= p->size <= c->bytes_in_flight ? p->size : c->bytes_in_flight;
+	}
+	sent_ring_free(&sp->sent);
+	sp->eliciting_in_flight = 0;
+	sp->loss_time = TIME_NONE;
+	c->pto_count = 0;
+	c->probes_pending[ep] = 0;
+}
+
+void recovery_init(struct tern_conn *c)
+{
+	c->cwnd = K_INITIAL_WINDOW;
+	c->ssthresh = UINT64_MAX;
+	c->recovery_start = 0;
+	c->loss_timer = TIME_NONE;
+}
