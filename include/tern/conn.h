@@ -83,8 +83,9 @@ struct tern_conn_callbacks {
 	void (*on_close)(struct tern_conn *c, void *user, const struct tern_close_info *info);
 	/* A CID of ours became valid (the endpoint routes it here) or retired. */
 	void (*on_cid)(struct tern_conn *c, void *user, const struct tern_cid *cid, int added);
-	/* One NSS key-log line (SSLKEYLOGFILE format), no newline. */
-	void (*on_keylog)(struct tern_conn *c, void *user, const char *line);
+	/* One qlog record (JSON-SEQ: starts with 0x1e, ends with a newline),
+	 * only when set. */
+	void (*on_qlog)(struct tern_conn *c, void *user, const char *record, size_t len);
 };
 
 struct tern_conn_config {
@@ -101,6 +102,10 @@ struct tern_conn_config {
 	size_t max_datagram;      /* largest datagram we send, >= 1200 */
 	size_t stream_sndbuf;     /* per-stream send buffer bytes */
 	uint64_t handshake_timeout_ns; /* 0: 10 s */
+	/* Opt-in keepalive: send a PING when nothing ack-eliciting went out
+	 * for half the idle timeout, so an idle connection stays open. Off
+	 * by default: RFC 9000 §10.1.2 leaves it to applications. */
+	int keepalive;
 	const struct tern_conn_callbacks *cb;
 	void *user;
 };

@@ -268,6 +268,7 @@ int tern_conn_new_client(struct tern_conn **out, const struct tern_conn_config *
 		return rv;
 	}
 	recovery_set_timer(c, now);
+	qlog_start(c);
 	*out = c;
 	return 0;
 }
@@ -301,6 +302,7 @@ int tern_conn_new_server(struct tern_conn **out, const struct tern_conn_config *
 		tern_conn_free(c);
 		return rv;
 	}
+	qlog_start(c);
 	*out = c;
 	return 0;
 }
@@ -329,6 +331,7 @@ void tern_conn_free(struct tern_conn *c)
 
 static void notify_close(struct tern_conn *c)
 {
+	qlog_closed(c, c->now);
 	if (c->cb && c->cb->on_close)
 		c->cb->on_close(c, c->user, &c->close);
 }
@@ -812,6 +815,7 @@ static void rotate_keys(struct tern_conn *c, uint64_t pn)
 		c->key_phase = c->rx_key_phase;
 		c->key_phase_start_pn = c->sp[EP_APP].next_pn;
 		c->stats.key_updates++;
+		qlog_key_update(c, 0, c->now);
 	}
 	(void)pn;
 	prepare_rx_next(c);
@@ -928,6 +932,7 @@ static int process_packet(struct tern_conn *c, uint8_t *pkt, const struct tern_p
 		c->close_err = eliciting;
 		return eliciting;
 	}
+	qlog_payload(c, 0, ep, pn, h->pkt_len, pkt + hl, h->pkt_len - hl - TERN_AEAD_TAG_LEN, now);
 	rset_add(&sp->recv, pn, pn + 1);
 	if (sp->largest_recv == TERN_PN_NONE || pn > sp->largest_recv) {
 		sp->largest_recv = pn;
@@ -1007,6 +1012,15 @@ int tern_conn_send(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t now)
 	return conn_send_datagram(c, buf, cap, now);
 }
 
+static uint64_t keepalive_at(const struct tern_conn *c)
+{
+	if (!c->cfg.keepalive || c->state != TERN_CONN_ESTABLISHED || c->idle_timeout_ns >= UINT64_MAX / 4)
+		return TIME_NONE;
+	uint64_t last = c->last_eliciting_sent > c->sp[EP_APP].largest_recv_time ? c->last_eliciting_sent
+										 : c->sp[EP_APP].largest_recv_time;
+	return last + c->idle_timeout_ns / 2;
+}
+
 uint64_t tern_conn_next_timeout(const struct tern_conn *c)
 {
 	if (c->state == TERN_CONN_CLOSED)
@@ -1021,6 +1035,9 @@ uint64_t tern_conn_next_timeout(const struct tern_conn *c)
 	const struct pn_space *sp = &c->sp[EP_APP];
 	if (sp->ack_pending && sp->ack_deadline < t)
 		t = sp->ack_deadline;
+	uint64_t ka = keepalive_at(c);
+	if (ka < t && !c->probes_pending[EP_APP])
+		t = ka;
 	return t;
 }
 
@@ -1051,6 +1068,8 @@ void tern_conn_handle_timeout(struct tern_conn *c, uint64_t now)
 		sp->ack_now = 1;
 	if (c->loss_timer <= now)
 		recovery_on_timeout(c, now);
+	if (keepalive_at(c) <= now && !c->probes_pending[EP_APP])
+		c->probes_pending[EP_APP] = 1; /* a PING */
 }
 
 /* ---- the public API ------------------------------------------------------------------ */
@@ -1177,6 +1196,7 @@ int tern_conn_key_update(struct tern_conn *c)
 	c->key_phase_start_pn = c->sp[EP_APP].next_pn;
 	c->update_pending_ack = 1;
 	c->stats.key_updates++;
+	qlog_key_update(c, 1, c->now);
 	return 0;
 }
 

@@ -229,6 +229,7 @@ struct tern_conn {
 	uint64_t idle_timeout_ns, idle_deadline, created, handshake_deadline;
 	uint64_t close_deadline;
 	uint64_t last_eliciting_send_idle; /* RFC 9000 §10.1 restart rule */
+	uint64_t last_eliciting_sent;      /* for keepalive */
 
 	/* close */
 	struct tern_close_info close;
@@ -286,6 +287,18 @@ uint64_t recovery_pto(const struct tern_conn *c);
 int recovery_can_send(const struct tern_conn *c, size_t bytes);
 void recovery_requeue(struct tern_conn *c, int ep, struct sent_pkt *p);
 void recovery_init(struct tern_conn *c);
+
+/* qlog.c */
+void qlog_start(struct tern_conn *c);
+void qlog_packet(struct tern_conn *c, int sent, int ep, uint64_t pn, size_t len,
+		 const uint8_t *ftypes, size_t nf, uint64_t now);
+/* Collects the frame types of a plaintext payload and logs the packet. */
+void qlog_payload(struct tern_conn *c, int sent, int ep, uint64_t pn, size_t len,
+		  const uint8_t *payload, size_t payload_len, uint64_t now);
+void qlog_lost(struct tern_conn *c, int ep, uint64_t pn, uint64_t now);
+void qlog_metrics(struct tern_conn *c, uint64_t now);
+void qlog_key_update(struct tern_conn *c, int local, uint64_t now);
+void qlog_closed(struct tern_conn *c, uint64_t now);
 
 /* send.c */
 int conn_send_datagram(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t now);

@@ -221,6 +221,7 @@ static void detect_lost(struct tern_conn *c, int ep, uint64_t now)
 		if (p->flags & SF_ACK_ELICITING && sp->eliciting_in_flight)
 			sp->eliciting_in_flight--;
 		c->stats.pkts_lost++;
+		qlog_lost(c, ep, p->pn, now);
 		cc_on_lost(c, p, now);
 		recovery_requeue(c, ep, p);
 	}
@@ -286,6 +287,7 @@ int recovery_on_ack(struct tern_conn *c, int ep, const struct tern_ack_frame *ac
 	if (largest && newly_eliciting) {
 		uint64_t delay = ep == EP_APP ? (ack->ack_delay << c->peer_tp.ack_delay_exponent) * 1000 : 0;
 		rtt_update(c, now - largest->time, delay);
+		qlog_metrics(c, now);
 	}
 	if (newly_eliciting)
 		c->pto_count = 0;

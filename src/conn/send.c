@@ -83,6 +83,7 @@ static int pkt_finish(struct tern_conn *c, struct pkt_build *b, size_t min_len, 
 	if (b->ep != EP_APP && tern_pkt_patch_length(b->start, b->pn_offset, total) < 0)
 		return TERN_ERR_INVAL;
 	uint8_t *pl = b->start + hdr_len;
+	qlog_payload(c, 1, b->ep, b->pn, total, pl, (size_t)(b->p - pl), now);
 	int rv = tern_aead_seal(&sp->tx, b->pn, b->start, hdr_len, pl, (size_t)(b->p - pl), b->p);
 	if (rv < 0)
 		return rv;
@@ -98,6 +99,8 @@ static int pkt_finish(struct tern_conn *c, struct pkt_build *b, size_t min_len, 
 			b->rec->flags |= SF_ACK_ELICITING | SF_IN_FLIGHT;
 		recovery_on_sent(c, b->ep, b->rec);
 	}
+	if (b->eliciting)
+		c->last_eliciting_sent = now;
 	if (b->eliciting && c->last_eliciting_send_idle == TIME_NONE) {
 		/* RFC 9000 §10.1: the first ack-eliciting packet sent since the
 		 * last receive restarts the idle timer */
