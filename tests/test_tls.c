@@ -938,6 +938,61 @@ Test(tls, client_refuses_server_without_alpn)
 	tern_tls_ctx_free(cctx);
 }
 
+/* A HelloRetryRequest (RFC 8446 §4.1.4): a plain wolfSSL client whose key
+ * share is for P-384, which tern does not offer, so the server asks again
+ * and the second ClientHello goes past the first-hello checks. */
+Test(tls, server_handles_hello_retry_request)
+{
+	struct tern_tls_ctx *sctx = server_ctx(alpn_perf_h3, 2);
+	struct side *c = side_alloc(), *s = side_alloc();
+	int groups[] = {WOLFSSL_ECC_SECP384R1, WOLFSSL_ECC_SECP256R1};
+	char alpn[] = "h3";
+	WOLFSSL_CTX *wctx;
+	WOLFSSL *ssl;
+	int hellos = 0;
+
+	side_new(s, sctx, true, server_tp, sizeof(server_tp));
+	c->alert = -1;
+	wctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
+	cr_assert_not_null(wctx);
+	cr_assert_eq(wolfSSL_CTX_set_quic_method(wctx, &raw_method), WOLFSSL_SUCCESS);
+	cr_assert_eq(wolfSSL_CTX_set_groups(wctx, groups, 2), WOLFSSL_SUCCESS);
+	wolfSSL_CTX_set_verify(wctx, WOLFSSL_VERIFY_NONE, NULL);
+	ssl = wolfSSL_new(wctx);
+	wolfSSL_set_app_data(ssl, c);
+	cr_assert_eq(wolfSSL_UseALPN(ssl, alpn, 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH), 1);
+	cr_assert_eq(wolfSSL_set_quic_transport_params(ssl, client_tp, sizeof(client_tp)), 1);
+	cr_assert_eq(wolfSSL_UseKeyShare(ssl, WOLFSSL_ECC_SECP384R1), 1);
+
+	wolfSSL_quic_do_handshake(ssl);
+	for (int round = 0; round < 6 && !s->rc; round++) {
+		for (size_t p = 0; p < c->out_len[0]; p += 4 + ((size_t)c->out[0][p + 2] << 8 |
+								c->out[0][p + 3]))
+			hellos += p >= c->sent[0] && c->out[0][p] == 1;
+		deliver(c, s, SIZE_MAX);
+		for (int l = 0; l < TERN_TLS_NUM_LEVELS; l++) {
+			if (s->sent[l] < s->out_len[l])
+				cr_assert_eq(wolfSSL_provide_quic_data(ssl, (WOLFSSL_ENCRYPTION_LEVEL)l,
+								       s->out[l] + s->sent[l],
+								       s->out_len[l] - s->sent[l]), 1);
+			s->sent[l] = s->out_len[l];
+		}
+		wolfSSL_quic_do_handshake(ssl);
+	}
+	cr_assert_eq(hellos, 2, "no HelloRetryRequest happened");
+	cr_assert_eq(s->rc, 0, "rc %d", s->rc);
+	cr_assert_eq(c->n_alerts, 0);
+	cr_assert(tern_tls_is_complete(s->tls));
+	cr_assert(wolfSSL_is_init_finished(ssl));
+	assert_alpn(s->tls, "h3");
+	wolfSSL_free(ssl);
+	wolfSSL_CTX_free(wctx);
+	tern_tls_free(s->tls);
+	free(c);
+	free(s);
+	tern_tls_ctx_free(sctx);
+}
+
 /* ---- key log ------------------------------------------------------------- */
 
 struct keylog {
