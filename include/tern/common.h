@@ -118,6 +118,24 @@ static inline int tern_cid_equal(const struct tern_cid *a, const struct tern_cid
 	return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
 }
 
+/* A network address as bytes the core compares but never interprets. */
+struct tern_addr {
+	uint8_t family; /* 4 or 6; 0 when unknown */
+	uint16_t port;  /* host order */
+	uint8_t ip[16]; /* IPv4 in the first 4 bytes */
+};
+
+struct tern_path {
+	struct tern_addr local;
+	struct tern_addr remote;
+};
+
+static inline int tern_addr_equal(const struct tern_addr *a, const struct tern_addr *b)
+{
+	return a->family == b->family && a->port == b->port &&
+	       memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
+}
+
 /* ---- variable-length integers, RFC 9000 §16 -------------------------- */
 
 #define TERN_VARINT_MAX ((UINT64_C(1) << 62) - 1)

@@ -17,24 +17,6 @@ struct tern_conn;
 struct tern_tls_ctx;
 struct tern_reset_key;
 
-/* A network address as bytes the core compares but never interprets. */
-struct tern_addr {
-	uint8_t family; /* 4 or 6; 0 when unknown */
-	uint16_t port;  /* host order */
-	uint8_t ip[16]; /* IPv4 in the first 4 bytes */
-};
-
-struct tern_path {
-	struct tern_addr local;
-	struct tern_addr remote;
-};
-
-static inline int tern_addr_equal(const struct tern_addr *a, const struct tern_addr *b)
-{
-	return a->family == b->family && a->port == b->port &&
-	       memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
-}
-
 enum tern_conn_state {
 	TERN_CONN_HANDSHAKE,
 	TERN_CONN_ESTABLISHED,
