@@ -79,6 +79,10 @@ struct tern_conn_config {
 	 * token and (server) the original/retry CIDs. */
 	struct tern_tparams tparams;
 	uint8_t scid_len;                        /* length of the CIDs we issue */
+	/* Makes the CIDs we issue (scid_len bytes) when set, e.g. routable
+	 * QUIC-LB CIDs naming this worker; else they are random. */
+	void (*gen_cid)(void *ctx, struct tern_cid *cid);
+	void *gen_cid_ctx;
 	const struct tern_reset_key *reset_key;  /* derives our reset tokens */
 	struct tern_rand rand;
 	size_t max_datagram;      /* largest datagram we send, >= 1200 */

@@ -149,6 +149,10 @@ static const struct tern_tls_callbacks tls_cb = {
 
 static void make_cid(struct tern_conn *c, struct tern_cid *cid, size_t len)
 {
+	if (c->cfg.gen_cid && len == c->cfg.scid_len) {
+		c->cfg.gen_cid(c->cfg.gen_cid_ctx, cid);
+		return;
+	}
 	cid->len = (uint8_t)len;
 	tern_rand_fill(&c->cfg.rand, cid->bytes, len);
 }
@@ -858,6 +862,7 @@ static void on_first_server_packet(struct tern_conn *c, const struct tern_pkt_hd
 		c->initial_scid_expected = h->scid;
 		c->pcid[0].cid = h->scid;
 		c->pcid[0].seq = 0;
+		c->pcid[0].used = 1;
 		c->n_pcid = 1;
 		c->initial_dcid_updated = 1;
 	}
@@ -955,8 +960,9 @@ static int check_stateless_reset(struct tern_conn *c, const uint8_t *dgram, size
 {
 	uint8_t tokens[PEER_CID_MAX][16];
 	size_t n = 0;
+	/* RFC 9000 §10.3.1: only tokens of CIDs we have sent to count */
 	for (uint32_t i = 0; i < c->n_pcid; i++)
-		if (c->pcid[i].has_token)
+		if (c->pcid[i].has_token && c->pcid[i].used)
 			memcpy(tokens[n++], c->pcid[i].token, 16);
 	if (!n || tern_reset_detect(dgram, len, (const uint8_t(*)[16])tokens, n) < 0)
 		return 0;
@@ -1012,6 +1018,17 @@ int tern_conn_send(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t now)
 	return conn_send_datagram(c, buf, cap, now);
 }
 
+/* RFC 9000 §10.1: the idle timeout is never shorter than three PTOs, so a
+ * small advertised value cannot end a connection before loss recovery had
+ * its chance. */
+static uint64_t idle_expiry(const struct tern_conn *c)
+{
+	uint64_t min_idle = 3 * recovery_pto(c);
+	if (c->idle_timeout_ns < min_idle)
+		return c->idle_deadline + (min_idle - c->idle_timeout_ns);
+	return c->idle_deadline;
+}
+
 static uint64_t keepalive_at(const struct tern_conn *c)
 {
 	if (!c->cfg.keepalive || c->state != TERN_CONN_ESTABLISHED || c->idle_timeout_ns >= UINT64_MAX / 4)
@@ -1027,7 +1044,7 @@ uint64_t tern_conn_next_timeout(const struct tern_conn *c)
 		return TIME_NONE;
 	if (c->state >= TERN_CONN_CLOSING)
 		return c->close_deadline;
-	uint64_t t = c->idle_deadline;
+	uint64_t t = idle_expiry(c);
 	if (c->loss_timer < t)
 		t = c->loss_timer;
 	if (!c->handshake_complete && c->handshake_deadline < t)
@@ -1049,13 +1066,8 @@ void tern_conn_handle_timeout(struct tern_conn *c, uint64_t now)
 			conn_end_silently(c, c->close.reason);
 		return;
 	}
-	/* RFC 9000 §10.1: the idle timeout discards the connection silently;
-	 * it is never shorter than three PTOs */
-	uint64_t min_idle = 3 * recovery_pto(c);
-	uint64_t idle = c->idle_deadline;
-	if (c->idle_timeout_ns < min_idle)
-		idle += min_idle - c->idle_timeout_ns;
-	if (now >= idle) {
+	/* RFC 9000 §10.1: the idle timeout discards the connection silently */
+	if (now >= idle_expiry(c)) {
 		conn_end_silently(c, TERN_CLOSE_IDLE_TIMEOUT);
 		return;
 	}

@@ -509,7 +509,8 @@ int conn_send_datagram(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t n
 
 /* ---- CONNECTION_CLOSE, RFC 9000 §10.2.3 ---------------------------------------- */
 
-static int close_packet(struct tern_conn *c, int ep, uint8_t *buf, size_t cap, uint64_t now)
+static int close_packet(struct tern_conn *c, int ep, uint8_t *buf, size_t cap, size_t min_len,
+			uint64_t now)
 {
 	struct pkt_build b;
 	if (pkt_begin(c, &b, ep, buf, cap) < 0)
@@ -534,7 +535,7 @@ static int close_packet(struct tern_conn *c, int ep, uint8_t *buf, size_t cap, u
 	}
 	if (write_frame(&b, &f) < 0)
 		return 0;
-	return pkt_finish(c, &b, 0, now);
+	return pkt_finish(c, &b, min_len, now);
 }
 
 static int send_close(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t now)
@@ -550,6 +551,7 @@ static int send_close(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t no
 	/* before the handshake is confirmed the peer may lack 1-RTT keys, and
 	 * after Initial keys go it cannot read Initials: send at every level
 	 * we still hold, coalesced into one datagram */
+	int levels[EP_COUNT], n_levels = 0;
 	for (int ep = 0; ep < EP_COUNT; ep++) {
 		struct pn_space *sp = &c->sp[ep];
 		if (!sp->tx_ready || sp->discarded)
@@ -558,7 +560,14 @@ static int send_close(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t no
 			continue;
 		if (ep == EP_INITIAL && c->sp[EP_HANDSHAKE].tx_ready && c->handshake_confirmed)
 			continue;
-		int n = close_packet(c, ep, buf + used, cap - used, now);
+		levels[n_levels++] = ep;
+	}
+	/* RFC 9000 §14.1: a client datagram carrying an Initial is padded to
+	 * 1200 bytes, or the server must drop it unheard */
+	int pad = !c->is_server && n_levels && levels[0] == EP_INITIAL && cap >= MIN_INITIAL_DATAGRAM;
+	for (int i = 0; i < n_levels; i++) {
+		size_t min_len = pad && i == n_levels - 1 ? MIN_INITIAL_DATAGRAM - used : 0;
+		int n = close_packet(c, levels[i], buf + used, cap - used, min_len, now);
 		if (n > 0)
 			used += (size_t)n;
 	}
