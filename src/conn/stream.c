@@ -53,9 +53,12 @@ static void rset_insert(struct rset *s, uint64_t start, uint64_t end, int keep)
 	if (s->n == RSET_MAX) {
 		if (i == 0)
 			return; /* below everything we keep: the oldest, forget it */
+		/* forget the lowest range: the ones below the new range move
+		 * down one slot, which frees the slot just below i */
 		memmove(&s->r[0], &s->r[1], (size_t)(i - 1) * sizeof(s->r[0]));
-		i--;
-		s->n--;
+		s->r[i - 1].start = start;
+		s->r[i - 1].end = end;
+		return;
 	}
 	memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof(s->r[0]));
 	s->r[i].start = start;
