@@ -85,9 +85,14 @@ struct tern_conn_config {
 	void *gen_cid_ctx;
 	const struct tern_reset_key *reset_key;  /* derives our reset tokens */
 	struct tern_rand rand;
-	size_t max_datagram;      /* largest datagram we send, >= 1200 */
+	/* The largest datagram the path may carry (>= 1200): the engine starts
+	 * at 1200 and probes up to this (DPLPMTUD, RFC 9000 §14.3). */
+	size_t max_datagram;
 	size_t stream_sndbuf;     /* per-stream send buffer bytes */
 	uint64_t handshake_timeout_ns; /* 0: 10 s */
+	int cc_algo;       /* TERN_CC_NEWRENO or TERN_CC_CUBIC (include/tern/cc.h) */
+	int no_pacing;     /* send cwnd bursts unpaced (benchmarks on loopback) */
+	int ecn;           /* mark ECT(0) and validate the path, RFC 9000 §13.4 */
 	/* Opt-in keepalive: send a PING when nothing ack-eliciting went out
 	 * for half the idle timeout, so an idle connection stays open. Off
 	 * by default: RFC 9000 §10.1.2 leaves it to applications. */
@@ -121,6 +126,14 @@ int tern_conn_recv(struct tern_conn *c, uint8_t *dgram, size_t len, const struct
 /* Writes the next datagram (coalesced packets) into buf. Returns its
  * length, or 0 when nothing is to be sent now. */
 int tern_conn_send(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t now);
+
+/* The ECN codepoint (IP header bits) for the datagram tern_conn_send just
+ * wrote: 2 (ECT(0)) while ECN is tested or known to work, else 0. */
+int tern_conn_send_ecn(const struct tern_conn *c);
+
+/* tern_conn_recv for datapaths that read the IP ECN bits (0..3). */
+int tern_conn_recv_ecn(struct tern_conn *c, uint8_t *dgram, size_t len, const struct tern_path *path,
+		       uint8_t ecn, uint64_t now);
 
 uint64_t tern_conn_next_timeout(const struct tern_conn *c); /* UINT64_MAX: none */
 void tern_conn_handle_timeout(struct tern_conn *c, uint64_t now);
@@ -165,6 +178,9 @@ struct tern_conn_stats {
 	uint64_t stream_bytes_sent, stream_bytes_recv;
 	uint64_t srtt_ns, min_rtt_ns, cwnd;
 	uint64_t key_updates;
+	uint64_t mtu;
+	uint64_t ecn_ce_seen;
+	int ecn_state; /* 0 testing, 1 capable, 2 failed */
 };
 void tern_conn_stats(const struct tern_conn *c, struct tern_conn_stats *st);
 

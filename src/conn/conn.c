@@ -944,6 +944,15 @@ static int process_packet(struct tern_conn *c, uint8_t *pkt, const struct tern_p
 		sp->largest_recv_time = now;
 	}
 	schedule_ack(c, ep, eliciting, now);
+	if (c->rx_ecn) {
+		/* RFC 9000 §13.4.1: count the marks per packet number space;
+		 * codepoints 2 = ECT(0), 1 = ECT(1), 3 = CE */
+		static const int idx[4] = {0, 1, 0, 2};
+		c->ecn_recv[ep][idx[c->rx_ecn]]++;
+		c->ecn_seen[ep] = 1;
+		if (c->rx_ecn == 3)
+			sp->ack_now = 1; /* §13.2.1: CE is acknowledged at once */
+	}
 	c->stats.pkts_recv++;
 	c->idle_deadline = now + c->idle_timeout_ns;
 	c->last_eliciting_send_idle = TIME_NONE;
@@ -974,7 +983,14 @@ static int check_stateless_reset(struct tern_conn *c, const uint8_t *dgram, size
 int tern_conn_recv(struct tern_conn *c, uint8_t *dgram, size_t len, const struct tern_path *path,
 		   uint64_t now)
 {
+	return tern_conn_recv_ecn(c, dgram, len, path, 0, now);
+}
+
+int tern_conn_recv_ecn(struct tern_conn *c, uint8_t *dgram, size_t len, const struct tern_path *path,
+		       uint8_t ecn, uint64_t now)
+{
 	(void)path;
+	c->rx_ecn = ecn & 3;
 	c->now = now;
 	if (c->state == TERN_CONN_DRAINING || c->state == TERN_CONN_CLOSED)
 		return 0;
@@ -1038,6 +1054,11 @@ static uint64_t keepalive_at(const struct tern_conn *c)
 	return last + c->idle_timeout_ns / 2;
 }
 
+int tern_conn_send_ecn(const struct tern_conn *c)
+{
+	return c->tx_ecn;
+}
+
 uint64_t tern_conn_next_timeout(const struct tern_conn *c)
 {
 	if (c->state == TERN_CONN_CLOSED)
@@ -1052,6 +1073,8 @@ uint64_t tern_conn_next_timeout(const struct tern_conn *c)
 	const struct pn_space *sp = &c->sp[EP_APP];
 	if (sp->ack_pending && sp->ack_deadline < t)
 		t = sp->ack_deadline;
+	if (c->pace_until > c->now && c->pace_until < t)
+		t = c->pace_until;
 	uint64_t ka = keepalive_at(c);
 	if (ka < t && !c->probes_pending[EP_APP])
 		t = ka;
@@ -1215,7 +1238,9 @@ int tern_conn_key_update(struct tern_conn *c)
 void tern_conn_stats(const struct tern_conn *c, struct tern_conn_stats *st)
 {
 	*st = c->stats;
-	st->srtt_ns = c->smoothed_rtt;
-	st->min_rtt_ns = c->min_rtt;
-	st->cwnd = c->cwnd;
+	st->srtt_ns = c->rtt.smoothed_rtt;
+	st->min_rtt_ns = c->rtt.min_rtt;
+	st->cwnd = tern_cc_cwnd(&c->cc);
+	st->mtu = c->mtu;
+	st->ecn_state = c->ecn_state;
 }

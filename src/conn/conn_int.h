@@ -2,6 +2,7 @@
 #ifndef TERN_CONN_INT_H
 #define TERN_CONN_INT_H
 
+#include "tern/cc.h"
 #include "tern/conn.h"
 #include "tern/crypto.h"
 #include "tern/frame.h"
@@ -94,7 +95,12 @@ enum {
 	SF_NEW_CID = 128,
 	SF_RETIRE_CID = 256,
 	SF_CLOSE = 512,
+	SF_ECT0 = 1024,
+	SF_MTU_PROBE = 2048,
 };
+
+enum { ECN_TESTING, ECN_CAPABLE, ECN_FAILED };
+#define ECN_TESTING_PACKETS 10
 
 #define SENT_MAX_CHUNKS 4
 
@@ -214,13 +220,31 @@ struct tern_conn {
 	uint64_t max_data_recv, data_recv, data_consumed, recv_window;
 	uint8_t pending_max_data, data_blocked_sent;
 
-	/* recovery and congestion control */
-	uint64_t latest_rtt, smoothed_rtt, rttvar, min_rtt, first_rtt_sample;
+	/* recovery and congestion control (RFC 9002, src/cc/) */
+	struct tern_rtt rtt;
+	uint64_t first_rtt_sample_time; /* 0: no sample yet */
 	uint32_t pto_count;
 	uint64_t loss_timer; /* PTO or time-threshold loss */
-	uint64_t cwnd, bytes_in_flight, ssthresh, recovery_start;
+	struct tern_cc cc;
+	struct tern_pacer pacer;
+	uint64_t pace_until; /* the pacer held data back until then */
 	uint64_t max_ack_delay_ns;
 	uint32_t probes_pending[EP_COUNT];
+
+	/* ECN, RFC 9000 §13.4 */
+	uint8_t ecn_state;           /* ECN_TESTING, ECN_CAPABLE, ECN_FAILED */
+	uint32_t ecn_marked_testing; /* packets marked while testing */
+	uint64_t ecn_recv[EP_COUNT][3];      /* ECT(0), ECT(1), CE we received */
+	uint64_t ecn_peer[EP_COUNT][3];      /* counts the peer reported */
+	uint64_t ecn_sent_ect0[EP_COUNT];    /* ECT(0) packets acknowledged */
+	uint8_t ecn_seen[EP_COUNT];
+	uint8_t rx_ecn, tx_ecn; /* the datagram being received / just sent */
+
+	/* DPLPMTUD, RFC 9000 §14.3 / RFC 8899 */
+	size_t mtu;             /* datagram size we use now */
+	size_t mtu_probe;       /* size being probed, 0 when none */
+	uint64_t mtu_probe_pn;
+	uint8_t mtu_probe_inflight, mtu_probe_fails, mtu_done;
 
 	/* amplification limit before address validation, RFC 9000 §8.1 */
 	uint64_t amp_recv, amp_sent;
@@ -299,6 +323,9 @@ void qlog_lost(struct tern_conn *c, int ep, uint64_t pn, uint64_t now);
 void qlog_metrics(struct tern_conn *c, uint64_t now);
 void qlog_key_update(struct tern_conn *c, int local, uint64_t now);
 void qlog_closed(struct tern_conn *c, uint64_t now);
+
+void recovery_on_ecn(struct tern_conn *c, int ep, const struct tern_ack_frame *ack,
+		     uint64_t newly_ect0, uint64_t largest_sent_time, uint64_t now);
 
 /* send.c */
 int conn_send_datagram(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t now);

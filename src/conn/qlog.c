@@ -119,8 +119,9 @@ void qlog_metrics(struct tern_conn *c, uint64_t now)
 		emit(c, "recovery:metrics_updated", now,
 		     "{\"min_rtt\":%.3f,\"smoothed_rtt\":%.3f,\"latest_rtt\":%.3f,\"rtt_variance\":%.3f,"
 		     "\"congestion_window\":%llu,\"bytes_in_flight\":%llu}",
-		     c->min_rtt / 1e6, c->smoothed_rtt / 1e6, c->latest_rtt / 1e6, c->rttvar / 1e6,
-		     (unsigned long long)c->cwnd, (unsigned long long)c->bytes_in_flight);
+		     c->rtt.min_rtt / 1e6, c->rtt.smoothed_rtt / 1e6, c->rtt.latest_rtt / 1e6,
+		     c->rtt.rttvar / 1e6, (unsigned long long)tern_cc_cwnd(&c->cc),
+		     (unsigned long long)c->cc.bytes_in_flight);
 }
 
 void qlog_key_update(struct tern_conn *c, int local, uint64_t now)

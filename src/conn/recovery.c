@@ -8,12 +8,10 @@
 #include "conn/conn_int.h"
 
 #define K_PACKET_THRESHOLD 3
-#define K_GRANULARITY_NS NS_PER_MS
-#define K_INITIAL_RTT_NS (333 * NS_PER_MS)
-#define K_MAX_DATAGRAM 1200
-#define K_INITIAL_WINDOW (10 * K_MAX_DATAGRAM)
-#define K_MIN_WINDOW (2 * K_MAX_DATAGRAM)
+#define K_GRANULARITY_NS TERN_RTT_GRANULARITY_NS
 #define SENT_RING_MAX 65536
+#define PC_MAX 256 /* packets examined for persistent congestion per round */
+#define MTU_PROBE_TRIES 3
 
 /* ---- the sent-packet ring -------------------------------------------------- */
 
@@ -60,71 +58,40 @@ static void ring_compact(struct sent_ring *r)
 	}
 }
 
-/* ---- RTT, RFC 9002 §5 ------------------------------------------------------ */
-
-static void rtt_update(struct tern_conn *c, uint64_t latest, uint64_t ack_delay)
-{
-	c->latest_rtt = latest;
-	if (!c->first_rtt_sample) {
-		c->first_rtt_sample = 1;
-		c->min_rtt = latest;
-		c->smoothed_rtt = latest;
-		c->rttvar = latest / 2;
-		return;
-	}
-	if (latest < c->min_rtt)
-		c->min_rtt = latest;
-	if (c->handshake_confirmed && ack_delay > c->max_ack_delay_ns)
-		ack_delay = c->max_ack_delay_ns;
-	uint64_t adjusted = latest;
-	if (latest >= c->min_rtt + ack_delay)
-		adjusted = latest - ack_delay;
-	uint64_t diff = c->smoothed_rtt > adjusted ? c->smoothed_rtt - adjusted
-						    : adjusted - c->smoothed_rtt;
-	c->rttvar = (3 * c->rttvar + diff) / 4;
-	c->smoothed_rtt = (7 * c->smoothed_rtt + adjusted) / 8;
-}
+/* ---- RTT and congestion control (src/cc/) -------------------------------- */
 
 uint64_t recovery_pto(const struct tern_conn *c)
 {
-	uint64_t srtt = c->first_rtt_sample ? c->smoothed_rtt : K_INITIAL_RTT_NS;
-	uint64_t var = c->first_rtt_sample ? c->rttvar : K_INITIAL_RTT_NS / 2;
-	uint64_t v = 4 * var > K_GRANULARITY_NS ? 4 * var : K_GRANULARITY_NS;
-	return srtt + v + c->max_ack_delay_ns;
+	return tern_rtt_pto(&c->rtt, c->max_ack_delay_ns);
 }
-
-/* ---- congestion control (NewReno, RFC 9002 §7) ----------------------------- */
 
 int recovery_can_send(const struct tern_conn *c, size_t bytes)
 {
 	(void)bytes;
-	return c->bytes_in_flight < c->cwnd;
+	return tern_cc_can_send(&c->cc);
 }
 
-static void cc_on_acked(struct tern_conn *c, const struct sent_pkt *p)
+static void cc_on_acked(struct tern_conn *c, const struct sent_pkt *p, uint64_t now)
 {
-	if (!(p->flags & SF_IN_FLIGHT))
+	if (p->flags & SF_MTU_PROBE) {
+		/* RFC 8899 §4.1: probes do not count against the window */
+		tern_cc_on_discarded(&c->cc, p->size);
 		return;
-	c->bytes_in_flight -= p->size <= c->bytes_in_flight ? p->size : c->bytes_in_flight;
-	if (p->time <= c->recovery_start)
-		return;
-	if (c->cwnd < c->ssthresh)
-		c->cwnd += p->size;
-	else
-		c->cwnd += (uint64_t)K_MAX_DATAGRAM * p->size / c->cwnd;
+	}
+	if (p->flags & SF_IN_FLIGHT)
+		tern_cc_on_acked(&c->cc, p->size, p->time, now, &c->rtt);
 }
 
 static void cc_on_lost(struct tern_conn *c, const struct sent_pkt *p, uint64_t now)
 {
-	if (p->flags & SF_IN_FLIGHT)
-		c->bytes_in_flight -= p->size <= c->bytes_in_flight ? p->size : c->bytes_in_flight;
-	if (p->time <= c->recovery_start)
-		return; /* one reduction per round trip */
-	c->recovery_start = now;
-	c->ssthresh = c->cwnd / 2;
-	if (c->ssthresh < K_MIN_WINDOW)
-		c->ssthresh = K_MIN_WINDOW;
-	c->cwnd = c->ssthresh;
+	if (!(p->flags & SF_IN_FLIGHT))
+		return;
+	if (p->flags & SF_MTU_PROBE) {
+		/* a lost probe says the path is smaller, not congested */
+		tern_cc_on_discarded(&c->cc, p->size);
+		return;
+	}
+	tern_cc_on_lost(&c->cc, p->size, p->time, now);
 }
 
 /* ---- what a packet carried ------------------------------------------------- */
@@ -142,6 +109,14 @@ static struct sendbuf *chunk_sendbuf(struct tern_conn *c, int ep, const struct s
 
 static void on_packet_acked(struct tern_conn *c, int ep, struct sent_pkt *p)
 {
+	if (p->flags & SF_MTU_PROBE) {
+		c->mtu = p->size;
+		c->mtu_probe_inflight = 0;
+		c->mtu_probe_fails = 0;
+		c->mtu_probe = 0; /* next: the ceiling again, if this was below */
+		c->mtu_done = c->mtu >= c->cfg.max_datagram ||
+			      c->mtu >= c->peer_tp.max_udp_payload_size;
+	}
 	for (unsigned i = 0; i < p->n_chunks; i++) {
 		const struct sent_chunk *ch = &p->chunks[i];
 		struct stream *s;
@@ -160,6 +135,17 @@ static void on_packet_acked(struct tern_conn *c, int ep, struct sent_pkt *p)
 /* Puts everything a lost packet carried back in line to be sent again. */
 void recovery_requeue(struct tern_conn *c, int ep, struct sent_pkt *p)
 {
+	if (p->flags & SF_MTU_PROBE) {
+		/* a probe is never resent as such: after a few losses of one
+		 * size, try halfway between what works and what did not */
+		c->mtu_probe_inflight = 0;
+		if (++c->mtu_probe_fails >= MTU_PROBE_TRIES) {
+			c->mtu_probe_fails = 0;
+			c->mtu_probe = (c->mtu + c->mtu_probe) / 2;
+			if (c->mtu_probe < c->mtu + 32)
+				c->mtu_done = 1;
+		}
+	}
 	for (unsigned i = 0; i < p->n_chunks; i++) {
 		const struct sent_chunk *ch = &p->chunks[i];
 		struct stream *s;
@@ -200,31 +186,48 @@ void recovery_requeue(struct tern_conn *c, int ep, struct sent_pkt *p)
 static void detect_lost(struct tern_conn *c, int ep, uint64_t now)
 {
 	struct pn_space *sp = &c->sp[ep];
-	uint64_t rtt = c->latest_rtt > c->smoothed_rtt ? c->latest_rtt : c->smoothed_rtt;
+	uint64_t rtt = c->rtt.latest_rtt > c->rtt.smoothed_rtt ? c->rtt.latest_rtt : c->rtt.smoothed_rtt;
 	uint64_t delay = rtt * 9 / 8;
 	if (delay < K_GRANULARITY_NS)
 		delay = K_GRANULARITY_NS;
+	struct tern_cc_pkt pc[PC_MAX];
+	size_t npc = 0;
+	int any_lost = 0;
 	sp->loss_time = TIME_NONE;
 	for (size_t i = 0; i < sp->sent.len; i++) {
 		struct sent_pkt *p = ring_at(&sp->sent, i);
-		if (p->acked || p->pn > sp->largest_acked)
+		if (p->pn > sp->largest_acked)
+			break;
+		int eliciting = (p->flags & SF_ACK_ELICITING) != 0;
+		if (p->acked) {
+			if (npc < PC_MAX && eliciting)
+				pc[npc++] = (struct tern_cc_pkt){p->time, 1, 0};
 			continue;
-		int lost = p->pn + K_PACKET_THRESHOLD <= sp->largest_acked ||
-			   p->time + delay <= now;
+		}
+		int lost = p->pn + K_PACKET_THRESHOLD <= sp->largest_acked || p->time + delay <= now;
 		if (!lost) {
 			uint64_t t = p->time + delay;
 			if (t < sp->loss_time)
 				sp->loss_time = t;
 			continue;
 		}
+		if (npc < PC_MAX && eliciting)
+			pc[npc++] = (struct tern_cc_pkt){p->time, 1, 1};
+		any_lost = 1;
 		p->acked = 1; /* no longer tracked */
-		if (p->flags & SF_ACK_ELICITING && sp->eliciting_in_flight)
+		if (eliciting && sp->eliciting_in_flight)
 			sp->eliciting_in_flight--;
 		c->stats.pkts_lost++;
 		qlog_lost(c, ep, p->pn, now);
 		cc_on_lost(c, p, now);
 		recovery_requeue(c, ep, p);
 	}
+	/* RFC 9002 §7.6: losses spanning a long period with no ack between
+	 * them collapse the window */
+	if (any_lost && c->first_rtt_sample_time && npc < PC_MAX &&
+	    tern_cc_persistent_congestion(&c->rtt, c->max_ack_delay_ns, c->first_rtt_sample_time, pc,
+					  npc) == 1)
+		tern_cc_on_persistent_congestion(&c->cc, now);
 	ring_compact(&sp->sent);
 }
 
@@ -252,7 +255,8 @@ int recovery_on_ack(struct tern_conn *c, int ep, const struct tern_ack_frame *ac
 		return TERN_ERR_QUIC(TERN_QUIC_PROTOCOL_VIOLATION); /* RFC 9000 §13.1 */
 	struct tern_ack_iter it;
 	struct tern_ack_range r;
-	int newly_eliciting = 0;
+	int newly_eliciting = 0, ecn_acked_any = 0;
+	uint64_t newly_ect0 = 0;
 	struct sent_pkt *largest = NULL;
 	tern_ack_iter_init(&it, ack);
 	while (tern_ack_iter_next(&it, &r)) {
@@ -276,7 +280,11 @@ int recovery_on_ack(struct tern_conn *c, int ep, const struct tern_ack_frame *ac
 				if (sp->eliciting_in_flight)
 					sp->eliciting_in_flight--;
 			}
-			cc_on_acked(c, p);
+			if (p->flags & SF_ECT0) {
+				newly_ect0++;
+				ecn_acked_any = 1;
+			}
+			cc_on_acked(c, p, now);
 			on_packet_acked(c, ep, p);
 			if (c->update_pending_ack && ep == EP_APP && pn >= c->key_phase_start_pn)
 				c->update_pending_ack = 0;
@@ -286,9 +294,15 @@ int recovery_on_ack(struct tern_conn *c, int ep, const struct tern_ack_frame *ac
 		sp->largest_acked = ack->largest;
 	if (largest && newly_eliciting) {
 		uint64_t delay = ep == EP_APP ? (ack->ack_delay << c->peer_tp.ack_delay_exponent) * 1000 : 0;
-		rtt_update(c, now - largest->time, delay);
+		tern_rtt_update(&c->rtt, now - largest->time, delay, c->handshake_confirmed,
+				c->max_ack_delay_ns);
+		if (!c->first_rtt_sample_time)
+			c->first_rtt_sample_time = now;
+		tern_pacer_set_rate(&c->pacer, tern_cc_cwnd(&c->cc), c->rtt.smoothed_rtt, now);
 		qlog_metrics(c, now);
 	}
+	if (ecn_acked_any)
+		recovery_on_ecn(c, ep, ack, newly_ect0, largest ? largest->time : now, now);
 	if (newly_eliciting)
 		c->pto_count = 0;
 	detect_lost(c, ep, now);
@@ -300,8 +314,11 @@ int recovery_on_ack(struct tern_conn *c, int ep, const struct tern_ack_frame *ac
 void recovery_on_sent(struct tern_conn *c, int ep, struct sent_pkt *p)
 {
 	struct pn_space *sp = &c->sp[ep];
-	if (p->flags & SF_IN_FLIGHT)
-		c->bytes_in_flight += p->size;
+	if (p->flags & SF_IN_FLIGHT) {
+		tern_cc_on_sent(&c->cc, p->size, p->time);
+		if (!c->cfg.no_pacing)
+			tern_pacer_on_sent(&c->pacer, p->size, p->time);
+	}
 	if (p->flags & SF_ACK_ELICITING) {
 		sp->last_eliciting_sent = p->time;
 		sp->eliciting_in_flight++;
@@ -382,7 +399,7 @@ void recovery_discard_space(struct tern_conn *c, int ep)
 	for (size_t i = 0; i < sp->sent.len; i++) {
 		struct sent_pkt *p = ring_at(&sp->sent, i);
 		if (!p->acked && (p->flags & SF_IN_FLIGHT))
-			c->bytes_in_flight -= p->size <= c->bytes_in_flight ? p->size : c->bytes_in_flight;
+			tern_cc_on_discarded(&c->cc, p->size);
 	}
 	sent_ring_free(&sp->sent);
 	sp->eliciting_in_flight = 0;
@@ -393,8 +410,42 @@ void recovery_discard_space(struct tern_conn *c, int ep)
 
 void recovery_init(struct tern_conn *c)
 {
-	c->cwnd = K_INITIAL_WINDOW;
-	c->ssthresh = UINT64_MAX;
-	c->recovery_start = 0;
+	tern_rtt_init(&c->rtt);
+	int algo = c->cfg.cc_algo ? c->cfg.cc_algo : TERN_CC_CUBIC;
+	tern_cc_init(&c->cc, (enum tern_cc_algo)algo, 1200);
+	tern_pacer_init(&c->pacer, 1200);
 	c->loss_timer = TIME_NONE;
+	c->mtu = 1200;
+	c->ecn_state = c->cfg.ecn ? ECN_TESTING : ECN_FAILED;
+}
+
+/* ---- ECN validation, RFC 9000 §13.4.2 ------------------------------------- */
+
+void recovery_on_ecn(struct tern_conn *c, int ep, const struct tern_ack_frame *ack,
+		     uint64_t newly_ect0, uint64_t largest_sent_time, uint64_t now)
+{
+	if (c->ecn_state == ECN_FAILED)
+		return;
+	uint64_t *prev = c->ecn_peer[ep];
+	if (ack->ecn.ect0 == 0 && ack->ecn.ect1 == 0 && ack->ecn.ce == 0) {
+		/* marked packets acknowledged without ECN counts: the path or
+		 * the peer clears the marks */
+		c->ecn_state = ECN_FAILED;
+		return;
+	}
+	uint64_t d_ect0 = ack->ecn.ect0 >= prev[0] ? ack->ecn.ect0 - prev[0] : UINT64_MAX;
+	uint64_t d_ce = ack->ecn.ce >= prev[2] ? ack->ecn.ce - prev[2] : UINT64_MAX;
+	if (d_ect0 == UINT64_MAX || d_ce == UINT64_MAX || ack->ecn.ect1 < prev[1] ||
+	    d_ect0 + d_ce < newly_ect0) {
+		c->ecn_state = ECN_FAILED; /* counts went down or do not cover */
+		return;
+	}
+	prev[0] = ack->ecn.ect0;
+	prev[1] = ack->ecn.ect1;
+	prev[2] = ack->ecn.ce;
+	c->ecn_state = ECN_CAPABLE;
+	if (d_ce) {
+		c->stats.ecn_ce_seen += d_ce;
+		tern_cc_on_ecn_ce(&c->cc, largest_sent_time, now);
+	}
 }

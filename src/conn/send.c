@@ -97,6 +97,8 @@ static int pkt_finish(struct tern_conn *c, struct pkt_build *b, size_t min_len, 
 		b->rec->size = (uint32_t)total;
 		if (b->eliciting)
 			b->rec->flags |= SF_ACK_ELICITING | SF_IN_FLIGHT;
+		if (c->tx_ecn == 2)
+			b->rec->flags |= SF_ECT0;
 		recovery_on_sent(c, b->ep, b->rec);
 	}
 	if (b->eliciting)
@@ -155,7 +157,8 @@ static void write_ack(struct tern_conn *c, struct pkt_build *b, uint64_t now)
 	uint64_t delay = 0;
 	if (b->ep == EP_APP && now > sp->largest_recv_time)
 		delay = ((now - sp->largest_recv_time) / 1000) >> c->cfg.tparams.ack_delay_exponent;
-	if (tern_ack_encode(&b->p, b->end, r, n, delay, NULL) < 0)
+	struct tern_ecn_counts ecn = {c->ecn_recv[b->ep][0], c->ecn_recv[b->ep][1], c->ecn_recv[b->ep][2]};
+	if (tern_ack_encode(&b->p, b->end, r, n, delay, c->ecn_seen[b->ep] ? &ecn : NULL) < 0)
 		return;
 	sp->ack_pending = 0;
 	sp->ack_now = 0;
@@ -409,6 +412,21 @@ static int space_wants_send(struct tern_conn *c, int ep, uint64_t now)
 	return 0;
 }
 
+/* The window and the pacer both say yes (RFC 9002 §7.7); when only the
+ * pacer says no, remember when it will say yes. */
+static int pacing_allows(struct tern_conn *c, uint64_t now)
+{
+	if (!recovery_can_send(c, 0))
+		return 0;
+	if (c->cfg.no_pacing)
+		return 1;
+	uint64_t t = tern_pacer_next_send_time(&c->pacer, now);
+	if (t <= now)
+		return 1;
+	c->pace_until = t;
+	return 0;
+}
+
 static int build_packet(struct tern_conn *c, int ep, uint8_t *buf, size_t cap, size_t min_len,
 			uint64_t now)
 {
@@ -417,7 +435,7 @@ static int build_packet(struct tern_conn *c, int ep, uint8_t *buf, size_t cap, s
 	if (rv < 0)
 		return 0;
 	write_ack(c, &b, now);
-	if (recovery_can_send(c, 0) || c->probes_pending[ep]) {
+	if (pacing_allows(c, now) || c->probes_pending[ep]) {
 		write_crypto(c, &b);
 		if (ep == EP_APP && c->handshake_complete) {
 			write_control(c, &b);
@@ -440,6 +458,38 @@ static int build_packet(struct tern_conn *c, int ep, uint8_t *buf, size_t cap, s
 	return pkt_finish(c, &b, min_len, now);
 }
 
+/* DPLPMTUD (RFC 9000 §14.3, RFC 8899): once the handshake is confirmed,
+ * one probe at a time: a PING padded to the size under test. An ACK raises
+ * the datagram size; losses (recovery.c) halve the step. */
+static int send_mtu_probe(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t now)
+{
+	if (c->mtu_done || c->mtu_probe_inflight || !c->handshake_confirmed || !recovery_can_send(c, 0))
+		return 0;
+	size_t target = c->mtu_probe;
+	if (!target) {
+		target = c->cfg.max_datagram;
+		if (c->peer_tp.max_udp_payload_size < target)
+			target = (size_t)c->peer_tp.max_udp_payload_size;
+		c->mtu_probe = target;
+	}
+	if (target <= c->mtu || target > cap) {
+		c->mtu_done = 1;
+		return 0;
+	}
+	struct pkt_build b;
+	if (pkt_begin(c, &b, EP_APP, buf, target) < 0 || !pkt_record(c, &b))
+		return 0;
+	*b.p++ = TERN_FRAME_PING;
+	b.eliciting = 1;
+	b.rec->flags |= SF_MTU_PROBE;
+	int n = pkt_finish(c, &b, target, now);
+	if (n > 0) {
+		c->mtu_probe_inflight = 1;
+		c->stats.bytes_sent += (uint64_t)n;
+	}
+	return n;
+}
+
 static void maybe_discard_initial_client(struct tern_conn *c, int ep)
 {
 	/* RFC 9001 §4.9.1: a client discards Initial keys when it first sends
@@ -457,8 +507,12 @@ int conn_send_datagram(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t n
 		return c->close_pending ? send_close(c, buf, cap, now) : 0;
 	if (c->state != TERN_CONN_HANDSHAKE && c->state != TERN_CONN_ESTABLISHED)
 		return 0;
-	if (cap > c->cfg.max_datagram)
-		cap = c->cfg.max_datagram;
+	c->tx_ecn = c->ecn_state == ECN_FAILED ? 0 : 2;
+	int probe = send_mtu_probe(c, buf, cap, now);
+	if (probe)
+		return probe;
+	if (cap > c->mtu)
+		cap = c->mtu;
 	if (c->is_server && !c->address_validated) {
 		uint64_t allowed = 3 * c->amp_recv > c->amp_sent ? 3 * c->amp_recv - c->amp_sent : 0;
 		if (allowed < cap)
