@@ -12,6 +12,7 @@
 #define SENT_RING_MAX 65536
 #define PC_MAX 256 /* packets examined for persistent congestion per round */
 #define MTU_PROBE_TRIES 3
+#define MTU_BLACK_HOLE_PTOS 3
 
 /* ---- the sent-packet ring -------------------------------------------------- */
 
@@ -373,6 +374,15 @@ void recovery_on_timeout(struct tern_conn *c, uint64_t now)
 	/* PTO: resend what is outstanding in the earliest space with data in
 	 * flight, as probes that ignore the congestion window. */
 	c->pto_count++;
+	if (c->pto_count >= MTU_BLACK_HOLE_PTOS && c->mtu > 1200) {
+		/* RFC 8899 §4.3: full-size packets stopped arriving: fall back
+		 * to the base size and search again later */
+		c->mtu = 1200;
+		c->mtu_probe = 0;
+		c->mtu_probe_inflight = 0;
+		c->mtu_done = 0;
+		c->mtu_probe_fails = 0;
+	}
 	int done = 0;
 	for (int ep = 0; ep < EP_COUNT && !done; ep++) {
 		struct pn_space *sp = &c->sp[ep];

@@ -463,7 +463,10 @@ static int build_packet(struct tern_conn *c, int ep, uint8_t *buf, size_t cap, s
  * the datagram size; losses (recovery.c) halve the step. */
 static int send_mtu_probe(struct tern_conn *c, uint8_t *buf, size_t cap, uint64_t now)
 {
-	if (c->mtu_done || c->mtu_probe_inflight || !c->handshake_confirmed || !recovery_can_send(c, 0))
+	/* never ahead of loss recovery: a PTO's probes and retransmissions
+	 * go first */
+	if (c->mtu_done || c->mtu_probe_inflight || !c->handshake_confirmed || !recovery_can_send(c, 0) ||
+	    c->pto_count || c->probes_pending[EP_APP])
 		return 0;
 	size_t target = c->mtu_probe;
 	if (!target) {

@@ -95,11 +95,23 @@ void pair_init(struct pair *p, const char *alpn, const struct tern_conn_callback
 
 static void log_datagram(struct pair *p, struct pair_link *l, const uint8_t *d, size_t len);
 
-static void link_put(struct pair *p, struct pair_link *l, const uint8_t *d, size_t len)
+static void link_put(struct pair *p, struct pair_link *l, const uint8_t *d, size_t len, uint8_t ecn)
 {
 	l->sent++;
 	if (p->log)
 		log_datagram(p, l, d, len);
+	if (l->mtu && len > l->mtu) {
+		l->too_big++;
+		return;
+	}
+	if (ecn)
+		l->ect_seen++;
+	if (l->ecn_bleach)
+		ecn = 0;
+	else if (ecn && l->ce_pct && pair_rand32(p) % 100 < l->ce_pct) {
+		ecn = 3;
+		l->ce_marked++;
+	}
 	if (l->loss_pct && pair_rand32(p) % 100 < l->loss_pct) {
 		l->dropped++;
 		return;
@@ -111,6 +123,7 @@ static void link_put(struct pair *p, struct pair_link *l, const uint8_t *d, size
 		if (l->reorder_pct && pair_rand32(p) % 100 < l->reorder_pct)
 			g->at += l->delay_ns / 2 + pair_rand32(p) % (l->delay_ns + 1);
 		g->len = (uint16_t)len;
+		g->ecn = ecn;
 		memcpy(g->data, d, len);
 	}
 }
@@ -125,7 +138,7 @@ static void flush_conn(struct pair *p, struct tern_conn *c, struct pair_link *l)
 		cr_assert_geq(n, 0);
 		if (n == 0)
 			break;
-		link_put(p, l, buf, (size_t)n);
+		link_put(p, l, buf, (size_t)n, (uint8_t)tern_conn_send_ecn(c));
 	}
 }
 
@@ -148,7 +161,7 @@ static void deliver(struct pair *p, struct pair_link *l, int to_server)
 		}
 		struct tern_conn *c = to_server ? p->srv : p->cli;
 		if (c)
-			tern_conn_recv(c, d.data, d.len, &path, p->now);
+			tern_conn_recv_ecn(c, d.data, d.len, &path, d.ecn, p->now);
 	}
 }
 

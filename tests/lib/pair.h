@@ -12,12 +12,17 @@
 struct pair_dgram {
 	uint64_t at;
 	uint16_t len;
+	uint8_t ecn; /* the IP ECN bits the datagram carries */
 	uint8_t data[1500];
 };
 
 struct pair_link {
 	unsigned loss_pct, dup_pct, reorder_pct; /* percent */
 	uint64_t delay_ns;
+	size_t mtu;          /* larger datagrams are dropped; 0: no limit */
+	int ecn_bleach;      /* clear the ECN bits, as some middleboxes do */
+	unsigned ce_pct;     /* mark this share of ECT datagrams CE */
+	uint64_t ect_seen, ce_marked, too_big;
 	struct pair_dgram *q;
 	size_t n;
 	uint64_t sent, dropped;
