@@ -1,0 +1,593 @@
+/* One worker's endpoint shard: dispatch by DCID, admission, Version
+ * Negotiation, and the stateless-reset responder (RFC 9000 §5.2, §6,
+ * §10.3). Connections are kept on a list; sending and timers walk it. A
+ * timer wheel and an active-connection queue are the fast-path issue's.
+ *
+ * Two keyed tables: CIDs to connections (dispatch), and remote addresses
+ * to established connections, because a stateless reset carries no CID of
+ * ours and RFC 9000 §10.3.1 matches it against the tokens "associated with
+ * the remote address on which the datagram was received". */
+#include <stdlib.h>
+
+#include "tern/crypto.h"
+#include "tern/endpoint.h"
+#include "tern/packet.h"
+
+#define MIN_INITIAL_DATAGRAM 1200
+#define MIN_CLIENT_DCID 8 /* RFC 9000 §7.2 */
+
+struct ep_conn {
+	struct tern_endpoint *ep;
+	struct tern_conn *conn;
+	void *app;
+	struct tern_cid odcid; /* routes the client's Initials until it switches */
+	struct tern_cid addr_key; /* the remote address, as a key of addr_table */
+	struct ep_conn *addr_next; /* other connections to the same address */
+	struct ep_conn *prev, *next;
+};
+
+struct tern_endpoint {
+	struct tern_endpoint_config cfg;
+	struct tern_conn_callbacks conn_cb;
+	const struct tern_conn_callbacks *app_cb;
+	struct tern_cidtable table, addr_table;
+	void *table_mem, *addr_mem;
+	struct ep_conn *head;
+	size_t n;
+	struct ep_conn *cursor;
+	struct tern_bucket reset_bucket, vn_bucket;
+	struct tern_endpoint_stats st;
+	/* Scratch for checking that an Initial opens before a connection is
+	 * made for it (initial_opens): kept here so the check never allocates. */
+	struct tern_crypto_keys ik_client, ik_server;
+	_Alignas(16) uint8_t scratch[TERN_ENDPOINT_INITIAL_MAX + 16];
+};
+
+/* ---- callbacks from connections, forwarded to the application ---------------- */
+
+#define EC(u) ((struct ep_conn *)(u))
+#define APP_CB(ec) ((ec)->ep->app_cb)
+
+static void w_established(struct tern_conn *c, void *u)
+{
+	if (APP_CB(EC(u)) && APP_CB(EC(u))->on_established)
+		APP_CB(EC(u))->on_established(c, EC(u)->app);
+}
+
+static void w_stream_open(struct tern_conn *c, void *u, uint64_t id)
+{
+	if (APP_CB(EC(u)) && APP_CB(EC(u))->on_stream_open)
+		APP_CB(EC(u))->on_stream_open(c, EC(u)->app, id);
+}
+
+static int w_stream_data(struct tern_conn *c, void *u, uint64_t id, const uint8_t *d, size_t len, int fin)
+{
+	if (APP_CB(EC(u)) && APP_CB(EC(u))->on_stream_data)
+		return APP_CB(EC(u))->on_stream_data(c, EC(u)->app, id, d, len, fin);
+	return 0;
+}
+
+static void w_stream_reset(struct tern_conn *c, void *u, uint64_t id, uint64_t code)
+{
+	if (APP_CB(EC(u)) && APP_CB(EC(u))->on_stream_reset)
+		APP_CB(EC(u))->on_stream_reset(c, EC(u)->app, id, code);
+}
+
+static void w_stop_sending(struct tern_conn *c, void *u, uint64_t id, uint64_t code)
+{
+	if (APP_CB(EC(u)) && APP_CB(EC(u))->on_stop_sending)
+		APP_CB(EC(u))->on_stop_sending(c, EC(u)->app, id, code);
+}
+
+static void w_writable(struct tern_conn *c, void *u, uint64_t id)
+{
+	if (APP_CB(EC(u)) && APP_CB(EC(u))->on_stream_writable)
+		APP_CB(EC(u))->on_stream_writable(c, EC(u)->app, id);
+}
+
+static void w_close(struct tern_conn *c, void *u, const struct tern_close_info *ci)
+{
+	struct ep_conn *ec = u;
+	if (ec->ep->cfg.cb && ec->ep->cfg.cb->on_close)
+		ec->ep->cfg.cb->on_close(ec->ep, c, ec->app, ci);
+	if (APP_CB(ec) && APP_CB(ec)->on_close)
+		APP_CB(ec)->on_close(c, ec->app, ci);
+}
+
+static void w_cid(struct tern_conn *c, void *u, const struct tern_cid *cid, int added)
+{
+	struct ep_conn *ec = u;
+	(void)c;
+	if (added)
+		tern_cidtable_insert(&ec->ep->table, cid, ec);
+	else if (tern_cidtable_lookup(&ec->ep->table, cid) == ec)
+		tern_cidtable_remove(&ec->ep->table, cid);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------- */
+
+void tern_endpoint_config_init(struct tern_endpoint_config *cfg, int is_server)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	tern_conn_config_init(&cfg->conn, is_server);
+	cfg->max_conns = 4096;
+	cfg->reset_rate = 10000;
+	cfg->reset_burst = 100;
+	cfg->vn_rate = 1000;
+	cfg->vn_burst = 100;
+}
+
+int tern_endpoint_new(struct tern_endpoint **out, const struct tern_endpoint_config *cfg, uint64_t now)
+{
+	if (!cfg->max_conns || cfg->max_conns > SIZE_MAX / 6 || !cfg->conn.rand.fn)
+		return TERN_ERR_INVAL;
+	struct tern_endpoint *ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return TERN_ERR_NOMEM;
+	ep->cfg = *cfg;
+	/* the tokens our connections hand out and the resets we answer with
+	 * must come from one key, or a reset would never match (RFC 9000
+	 * §10.3: the peer compares the datagram's tail with the token) */
+	if (cfg->reset_key)
+		ep->cfg.conn.reset_key = cfg->reset_key;
+	ep->app_cb = cfg->conn.cb;
+	ep->conn_cb = (struct tern_conn_callbacks){
+		.on_established = w_established,
+		.on_stream_open = w_stream_open,
+		.on_stream_data = w_stream_data,
+		.on_stream_reset = w_stream_reset,
+		.on_stop_sending = w_stop_sending,
+		.on_stream_writable = w_writable,
+		.on_close = w_close,
+		.on_cid = w_cid,
+	};
+	/* each connection holds a few CIDs (LOCAL_CID_MAX) plus the client's
+	 * original DCID */
+	size_t entries = cfg->max_conns * 6;
+	size_t mem = tern_cidtable_mem_size(entries);
+	/* an all-zero seed means "not chosen": a known SipHash key would let
+	 * peers pile their CIDs into one probe run (cidtable.h) */
+	static const uint8_t zero[TERN_SIPHASH_KEY_LEN];
+	if (memcmp(ep->cfg.table_seed, zero, sizeof(zero)) == 0)
+		tern_rand_fill(&cfg->conn.rand, ep->cfg.table_seed, sizeof(ep->cfg.table_seed));
+	size_t amem = tern_cidtable_mem_size(cfg->max_conns);
+	ep->table_mem = mem ? calloc(1, mem) : NULL;
+	ep->addr_mem = amem ? calloc(1, amem) : NULL;
+	if (!ep->table_mem || !ep->addr_mem ||
+	    tern_cidtable_init(&ep->table, ep->table_mem, mem, entries, ep->cfg.table_seed) < 0 ||
+	    tern_cidtable_init(&ep->addr_table, ep->addr_mem, amem, cfg->max_conns,
+			       ep->cfg.table_seed) < 0) {
+		free(ep->table_mem);
+		free(ep->addr_mem);
+		free(ep);
+		return TERN_ERR_NOMEM;
+	}
+	tern_bucket_init(&ep->reset_bucket, cfg->reset_rate, cfg->reset_burst, now);
+	tern_bucket_init(&ep->vn_bucket, cfg->vn_rate, cfg->vn_burst, now);
+	*out = ep;
+	return 0;
+}
+
+/* ---- the address table ------------------------------------------------------------ */
+
+static void addr_key(struct tern_cid *k, const struct tern_addr *a)
+{
+	size_t iplen = a->family == 4 ? 4 : 16;
+	k->len = (uint8_t)(3 + iplen);
+	k->bytes[0] = a->family;
+	tern_put_u16(k->bytes + 1, a->port);
+	memcpy(k->bytes + 3, a->ip, iplen);
+}
+
+/* Chains ec in front of the connections already at its address. */
+static void addr_add(struct tern_endpoint *ep, struct ep_conn *ec)
+{
+	addr_key(&ec->addr_key, &tern_conn_path(ec->conn)->remote);
+	ec->addr_next = tern_cidtable_remove(&ep->addr_table, &ec->addr_key);
+	tern_cidtable_insert(&ep->addr_table, &ec->addr_key, ec); /* sized for max_conns */
+}
+
+static void addr_del(struct tern_endpoint *ep, struct ep_conn *ec)
+{
+	struct ep_conn *head = tern_cidtable_lookup(&ep->addr_table, &ec->addr_key);
+	if (head == ec) {
+		tern_cidtable_remove(&ep->addr_table, &ec->addr_key);
+		if (ec->addr_next)
+			tern_cidtable_insert(&ep->addr_table, &ec->addr_key, ec->addr_next);
+		return;
+	}
+	for (struct ep_conn *p = head; p; p = p->addr_next) {
+		if (p->addr_next == ec) {
+			p->addr_next = ec->addr_next;
+			return;
+		}
+	}
+}
+
+static void conn_unlink_free(struct tern_endpoint *ep, struct ep_conn *ec)
+{
+	const struct tern_close_info *ci = tern_conn_close_info(ec->conn);
+	if (ci->reason <= TERN_CLOSE_ERROR)
+		ep->st.closed_by_reason[ci->reason]++;
+	ep->st.conns_closed++;
+	if (ep->cfg.cb && ep->cfg.cb->on_conn_free)
+		ep->cfg.cb->on_conn_free(ep, ec->conn, ec->app);
+	if (ec->odcid.len && tern_cidtable_lookup(&ep->table, &ec->odcid) == ec)
+		tern_cidtable_remove(&ep->table, &ec->odcid);
+	addr_del(ep, ec);
+	tern_conn_free(ec->conn);
+	if (ec->prev)
+		ec->prev->next = ec->next;
+	else
+		ep->head = ec->next;
+	if (ec->next)
+		ec->next->prev = ec->prev;
+	if (ep->cursor == ec)
+		ep->cursor = ec->next;
+	ep->n--;
+	free(ec);
+}
+
+void tern_endpoint_free(struct tern_endpoint *ep)
+{
+	if (!ep)
+		return;
+	while (ep->head)
+		conn_unlink_free(ep, ep->head);
+	free(ep->table_mem);
+	free(ep->addr_mem);
+	free(ep);
+}
+
+static struct ep_conn *ec_new(struct tern_endpoint *ep, struct tern_conn_config *cc, void *app)
+{
+	struct ep_conn *ec = calloc(1, sizeof(*ec));
+	if (!ec)
+		return NULL;
+	ec->ep = ep;
+	ec->app = app;
+	*cc = ep->cfg.conn;
+	cc->cb = &ep->conn_cb;
+	cc->user = ec;
+	return ec;
+}
+
+static void ec_link(struct tern_endpoint *ep, struct ep_conn *ec)
+{
+	ec->next = ep->head;
+	if (ep->head)
+		ep->head->prev = ec;
+	ep->head = ec;
+	ep->n++;
+	ep->st.conns_created++;
+	addr_add(ep, ec);
+}
+
+int tern_endpoint_connect(struct tern_endpoint *ep, const struct tern_path *path, void *app,
+			  struct tern_conn **out, uint64_t now)
+{
+	struct tern_conn_config cc;
+	struct ep_conn *ec = ec_new(ep, &cc, app);
+	if (!ec)
+		return TERN_ERR_NOMEM;
+	int rv = tern_conn_new_client(&ec->conn, &cc, path, now);
+	if (rv < 0) {
+		free(ec);
+		return rv;
+	}
+	ec_link(ep, ec);
+	*out = ec->conn;
+	return 0;
+}
+
+/* ---- receive ---------------------------------------------------------------------- */
+
+/* RFC 9001 §5.2: Initial keys come from the DCID alone, so an Initial that
+ * opens proves nothing about its sender. The check only keeps datagrams
+ * that are not Initials at all (junk, random floods) from costing a
+ * connection, its TLS state and an allocation: the same rule quicly_accept
+ * applies. The packet is copied, since the connection opens it again. */
+static int initial_opens(struct tern_endpoint *ep, const uint8_t *pkt, const struct tern_pkt_hdr *h)
+{
+	if (h->pkt_len > TERN_ENDPOINT_INITIAL_MAX ||
+	    tern_initial_keys_init(h->version, h->dcid.bytes, h->dcid.len, &ep->ik_client,
+				   &ep->ik_server) < 0)
+		return 0;
+	/* wolfCrypt's AES-NI block encryption mallocs a bounce buffer for an
+	 * input that is not 16-byte aligned: place the header-protection
+	 * sample (pn_offset + 4, RFC 9001 §5.4.2) on a 16-byte boundary */
+	uint8_t *p = ep->scratch + (16 - (h->pn_offset + 4) % 16) % 16;
+	memcpy(p, pkt, h->pkt_len);
+	size_t pn_len, hl;
+	int ok = 0;
+	if (tern_hp_unprotect(&ep->ik_client, p, h->pkt_len, h->pn_offset, &pn_len) == 0 &&
+	    (hl = h->pn_offset + pn_len) + TERN_AEAD_TAG_LEN <= h->pkt_len) {
+		uint64_t pn = tern_pn_decode(TERN_PN_NONE, tern_pn_read(p + h->pn_offset, pn_len),
+					     (unsigned)(8 * pn_len));
+		size_t plen = h->pkt_len - hl - TERN_AEAD_TAG_LEN;
+		ok = tern_aead_open(&ep->ik_client, pn, p, hl, p + hl, plen, p + hl + plen) == 0;
+	}
+	tern_crypto_keys_clear(&ep->ik_client);
+	tern_crypto_keys_clear(&ep->ik_server);
+	return ok;
+}
+
+static int accept_initial(struct tern_endpoint *ep, const uint8_t *dgram, const struct tern_pkt_hdr *h,
+			  const struct tern_path *path, size_t len, uint64_t now, struct ep_conn **out)
+{
+	/* RFC 9000 §14.1: a server drops client Initials in datagrams under
+	 * 1200 bytes; §7.2: the client's first DCID is at least 8 bytes */
+	if (len < MIN_INITIAL_DATAGRAM) {
+		ep->st.dropped_short_initial++;
+		return TERN_ERR_MALFORMED;
+	}
+	if (h->dcid.len < MIN_CLIENT_DCID || !initial_opens(ep, dgram, h)) {
+		ep->st.dropped_bad_initial++;
+		return TERN_ERR_MALFORMED;
+	}
+	if (ep->n >= ep->cfg.max_conns) {
+		ep->st.dropped_full++;
+		return TERN_ERR_NOMEM;
+	}
+	struct tern_conn_config cc;
+	struct ep_conn *ec = ec_new(ep, &cc, NULL);
+	int rv = ec ? tern_conn_new_server(&ec->conn, &cc, path, h, NULL, NULL, now) : TERN_ERR_NOMEM;
+	/* the client keeps its original DCID until it hears our SCID (RFC 9000
+	 * §7.2): without a route for it, its next Initial would make a second
+	 * connection */
+	if (rv == 0) {
+		ec->odcid = h->dcid;
+		rv = tern_cidtable_insert(&ep->table, &ec->odcid, ec);
+		if (rv < 0) {
+			ec->odcid.len = 0;
+			tern_conn_free(ec->conn);
+		}
+	}
+	if (rv < 0) {
+		free(ec);
+		ep->st.dropped_failed++;
+		return rv;
+	}
+	ec_link(ep, ec);
+	if (ep->cfg.cb && ep->cfg.cb->on_new_conn)
+		ep->cfg.cb->on_new_conn(ep, ec->conn, ep->cfg.user);
+	*out = ec;
+	return 0;
+}
+
+static int answer_vn(struct tern_endpoint *ep, const struct tern_pkt_hdr *h, size_t len, uint64_t now,
+		     uint8_t *reply, size_t cap)
+{
+	/* RFC 9000 §6.1: only a server answers with VN; §14.1 and §5.2.2:
+	 * only datagrams a client Initial could fill, so VN never amplifies;
+	 * and rate-limited (§6.1 "MAY limit") */
+	if (!ep->cfg.conn.is_server || !reply) {
+		ep->st.dropped_other++;
+		return 0;
+	}
+	if (len < MIN_INITIAL_DATAGRAM) {
+		ep->st.vn_too_small++;
+		return 0;
+	}
+	if (!tern_bucket_take(&ep->vn_bucket, now)) {
+		ep->st.vn_rate_limited++;
+		return 0;
+	}
+	static const uint32_t versions[] = {TERN_VERSION_1, TERN_VERSION_2};
+	uint8_t rnd;
+	tern_rand_fill(&ep->cfg.conn.rand, &rnd, 1);
+	int n = tern_vn_build(reply, cap, h->scid_raw, h->scid_raw_len, h->dcid_raw, h->dcid_raw_len,
+			      versions, 2, rnd);
+	if (n <= 0) {
+		ep->st.dropped_other++; /* reply_cap under TERN_ENDPOINT_REPLY_MAX */
+		return 0;
+	}
+	ep->st.vn_sent++;
+	return n;
+}
+
+static int answer_reset(struct tern_endpoint *ep, const struct tern_pkt_hdr *h, size_t len,
+			uint64_t now, uint8_t *reply, size_t cap)
+{
+	/* a zero-length CID names no connection, so its token could reset
+	 * any of them (RFC 9000 §10.3: a token is specific to a CID) */
+	if (!ep->cfg.reset_key || !reply || !h->dcid.len) {
+		ep->st.dropped_other++;
+		return 0;
+	}
+	/* the size rule first (cheap and token-free), then the limiter, then
+	 * the PRF: only a reply that will go costs a token computation */
+	if (len <= TERN_RESET_MIN_LEN) {
+		ep->st.reset_too_small++;
+		return 0;
+	}
+	if (!tern_bucket_take(&ep->reset_bucket, now)) {
+		ep->st.reset_rate_limited++;
+		return 0;
+	}
+	uint8_t token[TERN_RESET_TOKEN_LEN];
+	int n = tern_reset_token(ep->cfg.reset_key, h->dcid.bytes, h->dcid.len, token);
+	if (n == 0)
+		n = tern_reset_build(reply, cap, len, token, &ep->cfg.conn.rand);
+	if (n < 0) {
+		ep->st.dropped_other++; /* reply_cap under TERN_ENDPOINT_REPLY_MAX */
+		return 0;
+	}
+	ep->st.resets_sent++;
+	return n;
+}
+
+/* RFC 9000 §10.3.1: a datagram that names no connection may still be a
+ * stateless reset for one at its remote address. Only established or
+ * closing connections hold the peer's tokens, and only they get it, so a
+ * junk datagram never counts toward a handshake's amplification budget
+ * (RFC 9000 §8.1 counts datagrams "uniquely attributed" to it). Bounded:
+ * a few connections at most share an address and port. */
+static int reset_to_conn(struct tern_endpoint *ep, uint8_t *dgram, size_t len,
+			 const struct tern_path *path, uint64_t now)
+{
+	struct tern_cid k;
+	addr_key(&k, &path->remote);
+	struct ep_conn *ec = tern_cidtable_lookup(&ep->addr_table, &k);
+	for (int i = 0; ec && i < 8; ec = ec->addr_next, i++) {
+		enum tern_conn_state st = tern_conn_state(ec->conn);
+		if (st != TERN_CONN_ESTABLISHED && st != TERN_CONN_CLOSING)
+			continue;
+		tern_conn_recv(ec->conn, dgram, len, path, now);
+		if (tern_conn_state(ec->conn) == TERN_CONN_DRAINING &&
+		    tern_conn_close_info(ec->conn)->reason == TERN_CLOSE_STATELESS_RESET)
+			return 1;
+	}
+	return 0;
+}
+
+/* A short header too short for a header-protection sample (RFC 9001
+ * §5.4.2) still names its DCID: when that is not ours it is a packet we
+ * cannot process, which the reset responder answers under its size rule
+ * (RFC 9000 §10.3), so tiny triggers are counted as too small rather than
+ * as junk. */
+static int short_fragment(const struct tern_endpoint *ep, const uint8_t *dgram, size_t len,
+			  struct tern_pkt_hdr *h)
+{
+	size_t cl = ep->cfg.conn.scid_len;
+	if ((dgram[0] & (TERN_PKT_FORM_LONG | TERN_PKT_FIXED_BIT)) != TERN_PKT_FIXED_BIT || len <= cl)
+		return 0;
+	memset(h, 0, sizeof(*h));
+	h->type = TERN_PKT_1RTT;
+	tern_cid_set(&h->dcid, dgram + 1, cl);
+	return tern_cidtable_lookup(&ep->table, &h->dcid) == NULL;
+}
+
+int tern_endpoint_recv_ecn(struct tern_endpoint *ep, uint8_t *dgram, size_t len,
+			   const struct tern_path *path, uint8_t ecn, uint64_t now, uint8_t *reply,
+			   size_t reply_cap)
+{
+	ep->st.rx_datagrams++;
+	struct tern_pkt_hdr h;
+	int n = tern_pkt_parse(dgram, len, ep->cfg.conn.scid_len, &h);
+	if (n == TERN_ERR_VERSION)
+		return answer_vn(ep, &h, len, now, reply, reply_cap);
+	struct ep_conn *ec = NULL;
+	if (n > 0 && h.type != TERN_PKT_VN)
+		ec = tern_cidtable_lookup(&ep->table, &h.dcid);
+	if (!ec && n > 0 && h.type == TERN_PKT_INITIAL && ep->cfg.conn.is_server &&
+	    accept_initial(ep, dgram, &h, path, len, now, &ec) < 0)
+		return 0;
+	if (ec) {
+		ep->st.to_conn++;
+		tern_conn_recv_ecn(ec->conn, dgram, len, path, ecn, now);
+		return 0;
+	}
+	if (len >= TERN_RESET_MIN_LEN && reset_to_conn(ep, dgram, len, path, now)) {
+		ep->st.resets_received++;
+		return 0;
+	}
+	if (n < 0 && !(n == TERN_ERR_MALFORMED && short_fragment(ep, dgram, len, &h))) {
+		ep->st.dropped_unparsable++;
+		return 0;
+	}
+	if (h.type == TERN_PKT_1RTT)
+		return answer_reset(ep, &h, len, now, reply, reply_cap);
+	ep->st.dropped_other++;
+	return 0;
+}
+
+int tern_endpoint_recv(struct tern_endpoint *ep, uint8_t *dgram, size_t len,
+		       const struct tern_path *path, uint64_t now, uint8_t *reply, size_t reply_cap)
+{
+	return tern_endpoint_recv_ecn(ep, dgram, len, path, 0, now, reply, reply_cap);
+}
+
+/* ---- send and timers ----------------------------------------------------------------- */
+
+int tern_endpoint_send_ecn(struct tern_endpoint *ep, uint8_t *buf, size_t cap, struct tern_path *path,
+			   uint8_t *ecn, uint64_t now)
+{
+	/* round robin: at most one full lap per call */
+	struct ep_conn *start = ep->cursor ? ep->cursor : ep->head;
+	struct ep_conn *ec = start;
+	for (size_t i = 0; ec && i < ep->n; i++) {
+		int n = tern_conn_send(ec->conn, buf, cap, now);
+		struct ep_conn *next = ec->next ? ec->next : ep->head;
+		if (n > 0) {
+			*path = *tern_conn_path(ec->conn);
+			if (ecn)
+				*ecn = (uint8_t)tern_conn_send_ecn(ec->conn);
+			ep->cursor = next;
+			return n;
+		}
+		ec = next;
+	}
+	return 0;
+}
+
+int tern_endpoint_send(struct tern_endpoint *ep, uint8_t *buf, size_t cap, struct tern_path *path,
+		       uint64_t now)
+{
+	return tern_endpoint_send_ecn(ep, buf, cap, path, NULL, now);
+}
+
+uint64_t tern_endpoint_next_timeout(const struct tern_endpoint *ep)
+{
+	uint64_t t = UINT64_MAX;
+	for (struct ep_conn *ec = ep->head; ec; ec = ec->next) {
+		if (tern_conn_state(ec->conn) == TERN_CONN_CLOSED)
+			return 0;
+		uint64_t ct = tern_conn_next_timeout(ec->conn);
+		if (ct < t)
+			t = ct;
+	}
+	return t;
+}
+
+void tern_endpoint_handle_timeout(struct tern_endpoint *ep, uint64_t now)
+{
+	for (struct ep_conn *ec = ep->head, *next; ec; ec = next) {
+		next = ec->next;
+		if (tern_conn_next_timeout(ec->conn) <= now)
+			tern_conn_handle_timeout(ec->conn, now);
+		if (tern_conn_state(ec->conn) == TERN_CONN_CLOSED)
+			conn_unlink_free(ep, ec);
+	}
+}
+
+void tern_endpoint_close_all(struct tern_endpoint *ep, uint64_t app_code, const char *reason,
+			     uint64_t now)
+{
+	for (struct ep_conn *ec = ep->head; ec; ec = ec->next)
+		tern_conn_close(ec->conn, 1, app_code, reason, now);
+}
+
+void tern_endpoint_conn_set_app(struct tern_conn *c, void *app)
+{
+	EC(tern_conn_user(c))->app = app;
+}
+
+void *tern_endpoint_conn_app(const struct tern_conn *c)
+{
+	return EC(tern_conn_user(c))->app;
+}
+
+size_t tern_endpoint_conn_count(const struct tern_endpoint *ep)
+{
+	return ep->n;
+}
+
+void *tern_endpoint_user(const struct tern_endpoint *ep)
+{
+	return ep->cfg.user;
+}
+
+void tern_endpoint_stats(const struct tern_endpoint *ep, struct tern_endpoint_stats *st)
+{
+	*st = ep->st;
+	st->conns_active = ep->n;
+}
+
+uint64_t tern_endpoint_stats_outcomes(const struct tern_endpoint_stats *st)
+{
+	return st->to_conn + st->resets_received + st->vn_sent + st->vn_too_small + st->vn_rate_limited + st->resets_sent +
+	       st->reset_too_small + st->reset_rate_limited + st->dropped_unparsable +
+	       st->dropped_short_initial + st->dropped_bad_initial + st->dropped_full +
+	       st->dropped_failed + st->dropped_other;
+}
