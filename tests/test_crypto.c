@@ -1306,3 +1306,70 @@ Test(retry, empty_odcid)
 	cr_assert_eq(tern_retry_tag_verify(TERN_VERSION_1, NULL, 0, pkt, 40), 0);
 	cr_assert_eq(tern_retry_tag_verify(TERN_VERSION_1, &zero, 1, pkt, 40), TERN_ERR_DECRYPT);
 }
+
+/* ---- the per-packet path allocates nothing (DESIGN.md §1) ----------------- */
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static volatile int count_allocs;
+static volatile unsigned long allocs;
+
+/* Interposed for this test binary only: counts while count_allocs is set. */
+void *malloc(size_t n)
+{
+	if (count_allocs)
+		allocs++;
+	return __libc_malloc(n);
+}
+
+void *calloc(size_t a, size_t b)
+{
+	if (count_allocs)
+		allocs++;
+	return __libc_calloc(a, b);
+}
+
+void *realloc(void *p, size_t n)
+{
+	if (count_allocs)
+		allocs++;
+	return __libc_realloc(p, n);
+}
+
+Test(crypto, seal_open_and_header_protection_never_allocate)
+{
+	static const enum tern_aead_suite suites[] = {TERN_AEAD_AES_128_GCM, TERN_AEAD_AES_256_GCM,
+						      TERN_AEAD_CHACHA20_POLY1305};
+	uint8_t secret[48];
+	for (size_t i = 0; i < sizeof(secret); i++)
+		secret[i] = (uint8_t)(i * 7 + 1);
+	for (size_t s = 0; s < 3; s++) {
+		struct tern_crypto_keys k;
+		size_t slen = suites[s] == TERN_AEAD_AES_256_GCM ? 48 : 32;
+		cr_assert_eq(tern_crypto_keys_init(&k, TERN_VERSION_1, suites[s], secret, slen), 0);
+		static uint8_t pkt[1300];
+		allocs = 0;
+		count_allocs = 1;
+		for (unsigned i = 0; i < 200; i++) {
+			/* odd offsets: samples, payloads and tags at every alignment */
+			uint8_t *p = pkt + (i % 16);
+			size_t hl = 9 + (i % 7), len = 1200 - hl - 16;
+			p[0] = 0x41; /* short header, 2-byte packet number */
+			if (tern_aead_seal(&k, i, p, hl, p + hl, len, p + hl + len) != 0 ||
+			    tern_hp_protect(&k, p, hl + len + 16, hl - 2, 2) != 0) {
+				count_allocs = 0;
+				cr_assert_fail("seal failed");
+			}
+			size_t pn_len;
+			if (tern_hp_unprotect(&k, p, hl + len + 16, hl - 2, &pn_len) != 0 ||
+			    tern_aead_open(&k, i, p, hl, p + hl, len, p + hl + len) != 0) {
+				count_allocs = 0;
+				cr_assert_fail("open failed");
+			}
+		}
+		count_allocs = 0;
+		cr_assert_eq(allocs, 0, "suite %zu: %lu allocations in 200 packets", s, allocs);
+		tern_crypto_keys_clear(&k);
+	}
+}

@@ -318,9 +318,13 @@ int tern_hp_mask(struct tern_crypto_keys *k, const uint8_t *sample, uint8_t mask
 			return TERN_ERR_CRYPTO;
 		return 0;
 	}
-	/* RFC 9001 §5.4.3: mask = AES-ECB(hp_key, sample). */
-	uint8_t block[TERN_HP_SAMPLE_LEN];
-	if (wc_AesEncryptDirect(&k->hp.ecb, block, sample) != 0)
+	/* RFC 9001 §5.4.3: mask = AES-ECB(hp_key, sample). wolfCrypt's AES-NI
+	 * path mallocs a bounce buffer for unaligned blocks, and a sample sits
+	 * anywhere in a packet: copy it to an aligned block first. */
+	_Alignas(16) uint8_t in[TERN_HP_SAMPLE_LEN];
+	_Alignas(16) uint8_t block[TERN_HP_SAMPLE_LEN];
+	memcpy(in, sample, sizeof(in));
+	if (wc_AesEncryptDirect(&k->hp.ecb, block, in) != 0)
 		return TERN_ERR_CRYPTO;
 	memcpy(mask, block, TERN_HP_MASK_LEN);
 	return 0;
