@@ -895,6 +895,8 @@ struct net {
 	struct tern_reset_key cli_key, srv_key;
 	uint8_t ecn_mark; /* the IP ECN bits every datagram arrives with */
 	int ecn; /* conn.ecn for the endpoints net_init and net_server make */
+	struct tern_token_key *token_key; /* with retry: the server's address validation */
+	int retry;
 };
 
 static struct net *cur_net;
@@ -958,16 +960,23 @@ static struct tern_endpoint *net_server(struct net *n, const struct tern_reset_k
 	server_config(&cfg, key);
 	cfg.conn.cb = &app_cbs;
 	cfg.conn.ecn = n->ecn;
+	cfg.token_key = n->token_key;
+	cfg.retry = n->retry;
 	cfg.cb = &ep_cbs;
 	cfg.user = &n->srv_rec;
 	n->srv_rec.server_app = &n->srv_app;
 	return ep_make(&cfg, n->now);
 }
 
+static struct tern_token_key *net_token_key;
+static int net_retry;
+
 static void net_init_ecn(struct net *n, int ecn)
 {
 	memset(n, 0, sizeof(*n));
 	n->ecn = ecn;
+	n->token_key = net_token_key;
+	n->retry = net_retry;
 	cur_net = n;
 	n->now = T0;
 	n->cli_addr = (struct tern_addr){.family = 4, .port = 40000, .ip = {192, 0, 2, 1}};
@@ -1189,4 +1198,201 @@ Test(endpoint, ecn_marks_travel_both_ways)
 	cr_assert_gt(cs.ecn_ce_seen, 0);
 	cr_assert_gt(ss.ecn_ce_seen, 0);
 	net_free(&n);
+}
+
+/* ---- address validation: Retry and tokens (RFC 9000 §8.1, §17.2.5) -------- */
+
+static struct tern_token_key tkey;
+
+static void token_key_make(struct tern_token_key *k, uint8_t fill)
+{
+	uint8_t s[32];
+	memset(s, fill, sizeof(s));
+	cr_assert_eq(tern_token_key_init(k, s, sizeof(s)), 0);
+}
+
+static struct tern_endpoint *retry_server(int mode, uint32_t threshold)
+{
+	struct tern_endpoint_config cfg;
+	server_config(&cfg, NULL);
+	token_key_make(&tkey, 0x7e);
+	cfg.token_key = &tkey;
+	cfg.retry = mode;
+	cfg.retry_threshold = threshold;
+	return ep_make(&cfg, T0);
+}
+
+/* A client Initial carrying `token`, otherwise like valid_initial(). */
+static size_t initial_with_token(uint8_t *buf, size_t dgram_len, const uint8_t *dcid, size_t dl,
+				 const uint8_t *token, size_t tl)
+{
+	struct tern_cid d, s = {.len = 8, .bytes = {1, 2, 3, 4, 5, 6, 7, 8}};
+	tern_cid_set(&d, dcid, dl);
+	struct tern_crypto_keys cli, srv;
+	cr_assert_eq(tern_initial_keys_init(TERN_VERSION_1, dcid, dl, &cli, &srv), 0);
+	int off = tern_pkt_long_write(buf, dgram_len, TERN_VERSION_1, TERN_PKT_INITIAL, &d, &s, token, tl,
+				      0, 2);
+	cr_assert_gt(off, 0);
+	size_t hl = (size_t)off + 2, plen = dgram_len - hl - TERN_AEAD_TAG_LEN;
+	memset(buf + hl, 0, plen);
+	buf[hl] = 0x01;
+	cr_assert_eq(tern_pkt_patch_length(buf, (size_t)off, dgram_len), 0);
+	cr_assert_eq(tern_aead_seal(&cli, 0, buf, hl, buf + hl, plen, buf + hl + plen), 0);
+	cr_assert_eq(tern_hp_protect(&cli, buf, dgram_len, (size_t)off, 2), 0);
+	tern_crypto_keys_clear(&cli);
+	tern_crypto_keys_clear(&srv);
+	return dgram_len;
+}
+
+Test(endpoint, retry_always_answers_a_tokenless_initial_with_a_valid_retry)
+{
+	struct tern_endpoint *ep = retry_server(TERN_RETRY_ALWAYS, 0);
+	uint8_t d[1200], reply[TERN_ENDPOINT_REPLY_MAX + 128];
+	valid_initial(d, sizeof(d), TERN_VERSION_1, dcid8, 8);
+	int r = tern_endpoint_recv(ep, d, sizeof(d), &any_path, T0, reply, sizeof(reply));
+	cr_assert_gt(r, 0, "a Retry comes back");
+	struct tern_pkt_hdr h;
+	cr_assert_eq(tern_pkt_parse(reply, (size_t)r, 8, &h), r);
+	cr_assert_eq(h.type, TERN_PKT_RETRY);
+	cr_assert_eq(h.dcid.len, 8);
+	cr_assert_eq(h.dcid.bytes[0], 1, "the Retry goes to the client's SCID");
+	cr_assert_gt(h.token_len, 0);
+	cr_assert_eq(tern_retry_tag_verify(TERN_VERSION_1, dcid8, 8, reply, (size_t)r), 0,
+		     "the integrity tag covers the original DCID (RFC 9001 §5.8)");
+	cr_assert_lt((size_t)r, sizeof(d), "a Retry never amplifies");
+	struct tern_endpoint_stats st = stats_of(ep);
+	cr_assert_eq(st.retry_sent, 1);
+	cr_assert_eq(st.conns_created, 0, "no state for a Retry");
+
+	/* the client answers with the token, to the Retry's SCID */
+	uint8_t d2[1200];
+	initial_with_token(d2, sizeof(d2), h.scid.bytes, h.scid.len, h.token, h.token_len);
+	cr_assert_eq(tern_endpoint_recv(ep, d2, sizeof(d2), &any_path, T0 + MS, reply, sizeof(reply)), 0);
+	st = stats_of(ep);
+	cr_assert_eq(st.tokens_accepted, 1);
+	cr_assert_eq(st.conns_created, 1);
+	cr_assert_eq(st.retry_sent, 1, "a valid token gets no second Retry");
+	tern_endpoint_free(ep);
+	tern_token_key_clear(&tkey);
+}
+
+Test(endpoint, forged_foreign_expired_and_misaddressed_retry_tokens_are_refused)
+{
+	struct tern_endpoint *ep = retry_server(TERN_RETRY_ALWAYS, 0);
+	uint8_t d[1200], reply[TERN_ENDPOINT_REPLY_MAX + 128], tok[TERN_TOKEN_MAX_LEN];
+	struct tern_cid odcid;
+	tern_cid_set(&odcid, dcid8, 8);
+	const uint8_t new_dcid[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+
+	/* forged: random bytes that name themselves a Retry token */
+	memset(tok, 0x33, sizeof(tok));
+	tok[0] = TERN_TOKEN_RETRY;
+	initial_with_token(d, sizeof(d), new_dcid, 8, tok, 60);
+	cr_assert_eq(tern_endpoint_recv(ep, d, sizeof(d), &any_path, T0, reply, sizeof(reply)), 0);
+
+	/* foreign: sealed by a host with another static key */
+	struct tern_token_key other;
+	token_key_make(&other, 0x11);
+	int tl = tern_token_seal(&other, TERN_TOKEN_RETRY, &any_path.remote, &odcid, T0, &trand, tok, sizeof(tok));
+	initial_with_token(d, sizeof(d), new_dcid, 8, tok, (size_t)tl);
+	cr_assert_eq(tern_endpoint_recv(ep, d, sizeof(d), &any_path, T0, reply, sizeof(reply)), 0);
+	tern_token_key_clear(&other);
+
+	/* expired: 11 s old (Retry tokens live 10 s) */
+	tl = tern_token_seal(&tkey, TERN_TOKEN_RETRY, &any_path.remote, &odcid, T0, &trand, tok, sizeof(tok));
+	initial_with_token(d, sizeof(d), new_dcid, 8, tok, (size_t)tl);
+	cr_assert_eq(tern_endpoint_recv(ep, d, sizeof(d), &any_path, T0 + 11000 * MS, reply, sizeof(reply)), 0);
+
+	/* another client address */
+	struct tern_path elsewhere = any_path;
+	elsewhere.remote.port++;
+	tl = tern_token_seal(&tkey, TERN_TOKEN_RETRY, &any_path.remote, &odcid, T0, &trand, tok, sizeof(tok));
+	initial_with_token(d, sizeof(d), new_dcid, 8, tok, (size_t)tl);
+	cr_assert_eq(tern_endpoint_recv(ep, d, sizeof(d), &elsewhere, T0, reply, sizeof(reply)), 0);
+
+	struct tern_endpoint_stats st = stats_of(ep);
+	cr_assert_eq(st.dropped_bad_token, 4);
+	cr_assert_eq(st.conns_created, 0);
+	cr_assert_eq(st.retry_sent, 0, "a bad Retry token is dropped, not answered");
+
+	/* and the same token from the right address, in time, is accepted */
+	cr_assert_eq(tern_endpoint_recv(ep, d, sizeof(d), &any_path, T0 + MS, reply, sizeof(reply)), 0);
+	st = stats_of(ep);
+	cr_assert_eq(st.tokens_accepted, 1);
+	cr_assert_eq(st.conns_created, 1);
+	tern_endpoint_free(ep);
+	tern_token_key_clear(&tkey);
+}
+
+Test(endpoint, retry_auto_starts_past_the_handshake_threshold)
+{
+	struct tern_endpoint *ep = retry_server(TERN_RETRY_AUTO, 2);
+	uint8_t d[1200], reply[TERN_ENDPOINT_REPLY_MAX + 128];
+	for (int i = 0; i < 3; i++) {
+		uint8_t dcid[8];
+		memset(dcid, 0x40 + i, sizeof(dcid));
+		valid_initial(d, sizeof(d), TERN_VERSION_1, dcid, 8);
+		int r = tern_endpoint_recv(ep, d, sizeof(d), &any_path, T0, reply, sizeof(reply));
+		if (i < 2)
+			cr_assert_eq(r, 0, "under the threshold, connection %d is admitted", i);
+		else
+			cr_assert_gt(r, 0, "at the threshold, a Retry");
+	}
+	struct tern_endpoint_stats st = stats_of(ep);
+	cr_assert_eq(st.conns_created, 2);
+	cr_assert_eq(st.handshakes_in_progress, 2);
+	cr_assert_eq(st.retry_sent, 1);
+	tern_endpoint_free(ep);
+	tern_token_key_clear(&tkey);
+}
+
+Test(endpoint, new_token_validates_a_later_connection_from_the_same_ip)
+{
+	struct tern_endpoint *ep = retry_server(TERN_RETRY_ALWAYS, 0);
+	uint8_t d[1200], reply[TERN_ENDPOINT_REPLY_MAX + 128], tok[TERN_TOKEN_MAX_LEN];
+	struct tern_path later = any_path;
+	later.remote.port = 61000; /* a new connection comes from another port */
+	int tl = tern_token_seal(&tkey, TERN_TOKEN_NEW_TOKEN, &any_path.remote, NULL, T0, &trand, tok, sizeof(tok));
+	initial_with_token(d, sizeof(d), dcid8, 8, tok, (size_t)tl);
+	cr_assert_eq(tern_endpoint_recv(ep, d, sizeof(d), &later, T0 + 3600 * 1000 * MS, reply, sizeof(reply)), 0,
+		     "no Retry: the token already validated the address");
+	struct tern_endpoint_stats st = stats_of(ep);
+	cr_assert_eq(st.tokens_accepted, 1);
+	cr_assert_eq(st.conns_created, 1);
+	cr_assert_eq(st.retry_sent, 0);
+	/* an invalid NEW_TOKEN token is as if there were none: a Retry */
+	tok[5] ^= 1;
+	uint8_t dcid2[8] = {7, 7, 7, 7, 7, 7, 7, 7};
+	initial_with_token(d, sizeof(d), dcid2, 8, tok, (size_t)tl);
+	cr_assert_gt(tern_endpoint_recv(ep, d, sizeof(d), &later, T0, reply, sizeof(reply)), 0);
+	st = stats_of(ep);
+	cr_assert_eq(st.retry_sent, 1);
+	cr_assert_eq(st.dropped_bad_token, 0);
+	tern_endpoint_free(ep);
+	tern_token_key_clear(&tkey);
+}
+
+Test(endpoint, handshake_through_a_retry_then_a_new_token_arrives)
+{
+	token_key_make(&tkey, 0x7e);
+	net_token_key = &tkey;
+	net_retry = TERN_RETRY_ALWAYS;
+	struct net n;
+	net_init(&n);
+	net_token_key = NULL;
+	net_retry = 0;
+	net_handshake(&n);
+	for (int i = 0; i < 50; i++)
+		net_step(&n);
+	struct tern_endpoint_stats ss = stats_of(n.srv);
+	cr_assert_eq(ss.retry_sent, 1);
+	cr_assert_eq(ss.tokens_accepted, 1);
+	cr_assert_eq(ss.conns_created, 1);
+	cr_assert_eq(ss.handshakes_in_progress, 0);
+	cr_assert_eq(n.cli_rec.closes, 0, "the client accepted retry_source_connection_id (RFC 9000 §7.3)");
+	struct tern_conn_stats cs;
+	tern_conn_stats(n.conn, &cs);
+	cr_assert_eq(cs.new_tokens_received, 1, "the server sends a NEW_TOKEN after the handshake");
+	net_free(&n);
+	tern_token_key_clear(&tkey);
 }

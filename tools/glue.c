@@ -108,6 +108,40 @@ const struct tern_conn_callbacks glue_conn_callbacks = {
 	.on_stream_writable = cb_writable,
 };
 
+static int cb_qlog(struct tern_conn *c, void *user, const char *rec, size_t len)
+{
+	struct glue *g = user;
+	(void)c;
+	if (!g || !g->qlog)
+		return -1;
+	fwrite(rec, 1, len, g->qlog);
+	return 0;
+}
+
+const struct tern_conn_callbacks glue_conn_callbacks_qlog = {
+	.on_established = cb_established,
+	.on_stream_open = cb_stream_open,
+	.on_stream_data = cb_stream_data,
+	.on_stream_reset = cb_stream_reset,
+	.on_stop_sending = cb_stop_sending,
+	.on_stream_writable = cb_writable,
+	.on_qlog = cb_qlog,
+};
+
+FILE *glue_qlog_open(const char *dir, const struct tern_conn *c)
+{
+	const struct tern_cid *id = tern_conn_odcid(c);
+	char name[4096], hex[2 * TERN_MAX_CID_LEN + 1];
+	for (size_t i = 0; i < id->len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id->bytes[i]);
+	hex[2 * id->len] = 0;
+	snprintf(name, sizeof(name), "%s/%s-%s.sqlog", dir, hex, tern_conn_is_server(c) ? "server" : "client");
+	FILE *f = fopen(name, "w");
+	if (!f)
+		fprintf(stderr, "cannot write qlog %s\n", name);
+	return f;
+}
+
 int glue_app_new(struct glue *g, enum tern_app_kind kind, const struct tern_app_callbacks *cb,
 		 void *user)
 {

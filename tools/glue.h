@@ -5,6 +5,8 @@
 #ifndef TERN_TOOLS_GLUE_H
 #define TERN_TOOLS_GLUE_H
 
+#include <stdio.h>
+
 #include "tern/app.h"
 #include "tern/conn.h"
 
@@ -15,11 +17,18 @@ struct glue {
 	/* Optional: called after the app heard that the handshake is done. */
 	void (*on_established)(struct glue *g);
 	void *user;
+	FILE *qlog; /* this connection's qlog trace, when asked for */
 	struct glue *prev, *next; /* the program's list of live connections */
 };
 
-/* The callbacks to set as the endpoint's conn.cb. */
+/* The callbacks to set as the endpoint's conn.cb; the _qlog variant also
+ * writes each connection's qlog records to its glue's qlog file. */
 extern const struct tern_conn_callbacks glue_conn_callbacks;
+extern const struct tern_conn_callbacks glue_conn_callbacks_qlog;
+
+/* Opens DIR/<odcid>-<server|client>.sqlog for a connection (NULL on error,
+ * after one line on stderr). */
+FILE *glue_qlog_open(const char *dir, const struct tern_conn *c);
 
 /* Creates g's application of `kind` over g's connection; cb/user are the
  * app's own callbacks (app.h). 0 or a negative TERN_ERR_*. */

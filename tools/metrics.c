@@ -127,6 +127,13 @@ static void render_endpoint(struct out *o, const struct tern_endpoint_stats *e)
 	put(o, "tern_version_negotiation_suppressed_total{why=\"too_small\"} %llu\n"
 	       "tern_version_negotiation_suppressed_total{why=\"rate_limited\"} %llu\n",
 	    (unsigned long long)e->vn_too_small, (unsigned long long)e->vn_rate_limited);
+	one(o, "tern_retry_sent_total", "counter", "Initials answered with a Retry.", e->retry_sent);
+	one(o, "tern_tokens_accepted_total", "counter",
+	    "Initials whose Retry or NEW_TOKEN token validated the address.", e->tokens_accepted);
+	one(o, "tern_tokens_refused_total", "counter",
+	    "Initials dropped for a forged, foreign or expired Retry token.", e->dropped_bad_token);
+	one(o, "tern_handshakes_in_progress", "gauge", "Server connections still in the handshake.",
+	    e->handshakes_in_progress);
 }
 
 static void render_socket(struct out *o, const struct tern_dp_stats *d, const struct tern_sock_stats *s)

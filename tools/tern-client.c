@@ -313,6 +313,7 @@ static int endpoint_start(struct client *cl, const struct url *u)
 	cfg.conn.rand = (struct tern_rand){.fn = os_random};
 	cfg.conn.scid_len = 8;
 	cfg.conn.cb = &glue_conn_callbacks;
+	cfg.conn.max_datagram = 1452; /* DPLPMTUD finds what the path carries */
 	cfg.conn.tparams.max_udp_payload_size = TERN_DP_MAX_PAYLOAD;
 	cfg.conn.tparams.present |= TERN_TP_HAS_MAX_UDP_PAYLOAD_SIZE;
 	cfg.cb = &ep_cbs;

@@ -1,7 +1,7 @@
 /* ternd: the tern QUIC endpoint daemon (HTTP/3 server).
  *
  *   ternd --datapath socket --listen ADDR:PORT --cert FILE --key FILE
- *         [--docroot DIR] [--keylog-file FILE] [--idle-timeout DUR] [--keepalive]
+ *         [--docroot DIR] [--keylog-file FILE] [--qlog-dir DIR] [--idle-timeout DUR] [--keepalive]
  *         [--reset-key-file FILE] [--reset-rate N] [--reset-burst N]
  *         [--metrics ADDR:PORT] [--workers 1]
  *
@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@
 #include "metrics.h"
 #include "tern/app.h"
 #include "tern/endpoint.h"
+#include "tern/lbcid.h"
+#include "tern/token.h"
 #include "tern/reset.h"
 #include "tern/sock.h"
 #include "tern/tls.h"
@@ -57,7 +60,10 @@
 static volatile sig_atomic_t stop_flag; /* the first signal's number */
 
 struct opts {
-	const char *datapath, *listen, *cert, *key, *docroot, *keylog, *reset_key_file, *metrics;
+	const char *datapath, *listen, *cert, *key, *docroot, *keylog, *reset_key_file, *metrics, *qlog_dir;
+	const char *retry, *retry_threshold, *server_id;
+	int retry_mode;
+	uint32_t retry_thresh;
 	uint64_t idle_ms;
 	int idle_set, keepalive;
 	uint64_t reset_rate;
@@ -71,6 +77,8 @@ struct ternd {
 	struct tern_endpoint *ep;
 	struct tern_tls_ctx *tls;
 	struct tern_reset_key reset_key;
+	struct tern_token_key token_key;
+	struct tern_lbcid_config lbcid;
 	struct glue *conns;
 	FILE *keylog;
 	uint64_t now;
@@ -89,7 +97,8 @@ struct ternd {
 static void usage(void)
 {
 	printf("usage: ternd --datapath socket --listen ADDR:PORT --cert FILE --key FILE\n"
-	       "             [--docroot DIR] [--keylog-file FILE] [--idle-timeout DUR] [--keepalive]\n"
+	       "             [--docroot DIR] [--keylog-file FILE] [--qlog-dir DIR] [--idle-timeout DUR] [--keepalive]\n"
+	       "             [--retry off|always|auto] [--retry-threshold N] [--server-id HEX]\n"
 	       "             [--reset-key-file FILE] [--reset-rate N] [--reset-burst N]\n"
 	       "             [--metrics ADDR:PORT] [--workers 1]\n");
 	exit(0);
@@ -112,9 +121,11 @@ static const char **value_slot(struct opts *o, const char *a, const char **idle,
 {
 	static const char *const names[] = {"--datapath", "--listen", "--cert", "--key", "--docroot",
 					    "--keylog-file", "--reset-key-file", "--metrics",
-					    "--idle-timeout", "--workers", "--reset-rate", "--reset-burst"};
+					    "--idle-timeout", "--workers", "--reset-rate", "--reset-burst",
+					    "--qlog-dir", "--retry", "--retry-threshold", "--server-id"};
 	const char **slots[] = {&o->datapath, &o->listen, &o->cert, &o->key, &o->docroot, &o->keylog,
-				&o->reset_key_file, &o->metrics, idle, workers, rate, burst};
+				&o->reset_key_file, &o->metrics, idle, workers, rate, burst, &o->qlog_dir,
+				&o->retry, &o->retry_threshold, &o->server_id};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(a, names[i]) == 0)
 			return slots[i];
@@ -140,6 +151,20 @@ static void check_args(struct opts *o, const char *idle, const char *workers, co
 	o->workers = 1;
 	if (workers && strcmp(workers, "1") != 0)
 		die_usage("bad --workers '%s': the socket datapath runs one worker for now", workers);
+	o->retry_mode = TERN_RETRY_OFF;
+	if (o->retry && strcmp(o->retry, "always") == 0)
+		o->retry_mode = TERN_RETRY_ALWAYS;
+	else if (o->retry && strcmp(o->retry, "auto") == 0)
+		o->retry_mode = TERN_RETRY_AUTO;
+	else if (o->retry && strcmp(o->retry, "off") != 0)
+		die_usage("bad --retry '%s': expected off, always or auto", o->retry);
+	o->retry_thresh = o->retry_threshold
+				  ? (uint32_t)parse_count("--retry-threshold", o->retry_threshold, UINT32_MAX)
+				  : 256;
+	struct tern_lbcid_config lb;
+	tern_lbcid_config_init(&lb);
+	if (o->server_id && tern_lbcid_set_server_id_hex(&lb, o->server_id) < 0)
+		die_usage("bad --server-id '%s': expected 1 to 15 bytes in hex", o->server_id);
 	o->reset_rate = rate ? parse_count("--reset-rate", rate, 1000000000) : 10000;
 	o->reset_burst = burst ? (uint32_t)parse_count("--reset-burst", burst, UINT32_MAX) : 100;
 }
@@ -170,6 +195,18 @@ static void keylog_line(void *arg, const char *line)
 	fflush(f);
 }
 
+/* A directory we write into: one clear line if it is not one. */
+static void setup_dir(const char *flag, const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		die_usage("cannot use %s %s: %s", flag, dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		die_usage("cannot use %s %s: not a directory", flag, dir);
+	if (access(dir, W_OK) < 0)
+		die_usage("cannot use %s %s: %s", flag, dir, strerror(errno));
+}
+
 static void setup_docroot(const char *dir)
 {
 	struct stat st;
@@ -196,6 +233,8 @@ static void setup_files(struct ternd *d)
 	free(cert);
 	if (d->o.docroot)
 		setup_docroot(d->o.docroot);
+	if (d->o.qlog_dir)
+		setup_dir("--qlog-dir", d->o.qlog_dir);
 	if (d->o.keylog) {
 		d->keylog = fopen(d->o.keylog, "a");
 		if (!d->keylog)
@@ -268,8 +307,11 @@ static void load_reset_key(struct ternd *d)
 		memset(buf, 0, len);
 		free(buf);
 	}
-	if (tern_reset_key_init(&d->reset_key, key, sizeof(key)) < 0)
-		die_usage("cannot prepare the stateless reset key");
+	/* one static key, two derived keys: every host holding the file
+	 * answers resets and validates tokens for the others */
+	if (tern_reset_key_init(&d->reset_key, key, sizeof(key)) < 0 ||
+	    tern_token_key_init(&d->token_key, key, sizeof(key)) < 0)
+		die_usage("cannot prepare the stateless reset and token keys");
 	memset(key, 0, sizeof(key));
 }
 
@@ -292,32 +334,28 @@ static int docroot_lookup(void *user, const char *path, const uint8_t **body, si
 	int fd = open(full, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	uint8_t *buf = NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_BODY ||
-	    !(buf = malloc((size_t)st.st_size + 1))) {
+	/* mapped, not read: a large file costs page-cache references, not a
+	 * private copy per request */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_BODY) {
 		close(fd);
 		return -1;
 	}
-	size_t off = 0;
-	while (off < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + off, (size_t)st.st_size - off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		off += (size_t)r;
-	}
+	void *map = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
 	close(fd);
-	*body = buf;
-	*len = off;
+	if (map == MAP_FAILED)
+		return -1;
+	if (map)
+		madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+	*body = map ? map : (const uint8_t *)"";
+	*len = (size_t)st.st_size;
 	return 0;
 }
 
 static void docroot_release(void *user, const uint8_t *body, size_t len)
 {
 	(void)user;
-	(void)len;
-	free((void *)body);
+	if (len)
+		munmap((void *)body, len);
 }
 
 static const struct tern_app_callbacks app_cbs = {
@@ -337,6 +375,8 @@ static void on_new_conn(struct tern_endpoint *ep, struct tern_conn *c, void *use
 		tern_conn_close(c, 0, TERN_QUIC_INTERNAL_ERROR, "out of memory", d->now);
 		return;
 	}
+	if (d->o.qlog_dir)
+		g->qlog = glue_qlog_open(d->o.qlog_dir, c);
 	tern_endpoint_conn_set_app(c, g);
 	glue_list_add(&d->conns, g);
 	if (d->shutting)
@@ -352,6 +392,8 @@ static void on_conn_free(struct tern_endpoint *ep, struct tern_conn *c, void *ap
 		return;
 	glue_list_del(&d->conns, g);
 	tern_app_free(g->app);
+	if (g->qlog)
+		fclose(g->qlog);
 	free(g);
 }
 
@@ -376,6 +418,13 @@ static const struct tern_endpoint_callbacks ep_cbs = {
 	.on_close = on_close,
 };
 
+static void gen_cid(void *ctx, struct tern_cid *cid)
+{
+	struct ternd *d = ctx;
+	static const struct tern_rand rnd = {.fn = os_random};
+	tern_lbcid_generate(&d->lbcid, 0, &rnd, cid);
+}
+
 static void setup_endpoint(struct ternd *d)
 {
 	struct tern_endpoint_config cfg;
@@ -384,7 +433,10 @@ static void setup_endpoint(struct ternd *d)
 	c->tls = d->tls;
 	c->scid_len = SCID_LEN;
 	c->rand = (struct tern_rand){.fn = os_random};
-	c->cb = &glue_conn_callbacks;
+	c->cb = d->o.qlog_dir ? &glue_conn_callbacks_qlog : &glue_conn_callbacks;
+	/* start at 1200 and let DPLPMTUD find what the path carries, up to
+	 * a 1500-byte MTU less IPv6 and UDP headers */
+	c->max_datagram = 1452;
 	/* Our receive buffers hold TERN_DP_MAX_PAYLOAD bytes (RFC 9000
 	 * §18.2: the peer must not send larger datagrams). */
 	c->tparams.max_udp_payload_size = TERN_DP_MAX_PAYLOAD;
@@ -404,6 +456,20 @@ static void setup_endpoint(struct ternd *d)
 	cfg.user = d;
 	cfg.max_conns = MAX_CONNS;
 	cfg.reset_key = &d->reset_key;
+	cfg.token_key = &d->token_key;
+	cfg.retry = d->o.retry_mode;
+	cfg.retry_threshold = d->o.retry_thresh;
+	/* server CIDs a QUIC-LB load balancer routes: --server-id, worker 0 */
+	tern_lbcid_config_init(&d->lbcid);
+	if (d->o.server_id)
+		tern_lbcid_set_server_id_hex(&d->lbcid, d->o.server_id);
+	if (tern_lbcid_config_check(&d->lbcid) < 0)
+		die_usage("bad --server-id '%s': too long for a 20-byte CID", d->o.server_id);
+	c->scid_len = (uint8_t)tern_lbcid_len(&d->lbcid);
+	c->gen_cid = gen_cid;
+	c->gen_cid_ctx = d;
+	cfg.gen_cid = gen_cid;
+	cfg.gen_cid_ctx = d;
 	cfg.reset_rate = d->o.reset_rate;
 	cfg.reset_burst = d->o.reset_burst;
 	os_random(NULL, cfg.table_seed, sizeof(cfg.table_seed));
@@ -544,6 +610,8 @@ static void run(struct ternd *d, const sigset_t *unblocked)
 		/* bounded, so timers, signals and metrics run under a flood too */
 		int n;
 		for (int b = 0; b < MAX_BURSTS && (n = d->dp->ops->rx_burst(d->dp, 0, pkts, TERN_DP_BURST)) > 0; b++) {
+			/* a fresh clock per burst: RTT samples and send times need it */
+			d->now = mono_ns();
 			for (int i = 0; i < n; i++)
 				rx_datagram(d, &pkts[i]);
 			d->dp->ops->rx_release(d->dp, 0, pkts, (unsigned)n);
@@ -647,6 +715,7 @@ int main(int argc, char **argv)
 	d.dp->ops->close(d.dp);
 	tern_tls_ctx_free(d.tls);
 	tern_reset_key_clear(&d.reset_key);
+	tern_token_key_clear(&d.token_key);
 	if (d.keylog)
 		fclose(d.keylog);
 	fprintf(stderr, "ternd: stopped (%llu datagrams dropped)\n", (unsigned long long)n_dropped);

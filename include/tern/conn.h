@@ -66,8 +66,9 @@ struct tern_conn_callbacks {
 	/* A CID of ours became valid (the endpoint routes it here) or retired. */
 	void (*on_cid)(struct tern_conn *c, void *user, const struct tern_cid *cid, int added);
 	/* One qlog record (JSON-SEQ: starts with 0x1e, ends with a newline),
-	 * only when set. */
-	void (*on_qlog)(struct tern_conn *c, void *user, const char *record, size_t len);
+	 * only when set. Returns non-zero while nobody takes the records yet
+	 * (the trace header is then offered again with the next record). */
+	int (*on_qlog)(struct tern_conn *c, void *user, const char *record, size_t len);
 };
 
 struct tern_conn_config {
@@ -75,6 +76,10 @@ struct tern_conn_config {
 	uint32_t version; /* client: the version to start with */
 	struct tern_tls_ctx *tls;
 	const char *server_name; /* client: SNI */
+	/* client: a NEW_TOKEN token from an earlier connection to this server
+	 * (tern_conn_new_token), sent in our Initials (RFC 9000 §8.1.3) */
+	const uint8_t *token;
+	size_t token_len;
 	/* Our transport parameters; the engine fills in the CIDs, the reset
 	 * token and (server) the original/retry CIDs. */
 	struct tern_tparams tparams;
@@ -141,6 +146,9 @@ void tern_conn_handle_timeout(struct tern_conn *c, uint64_t now);
 enum tern_conn_state tern_conn_state(const struct tern_conn *c);
 const struct tern_close_info *tern_conn_close_info(const struct tern_conn *c);
 const struct tern_path *tern_conn_path(const struct tern_conn *c);
+/* The client's original destination CID (names qlog traces). */
+const struct tern_cid *tern_conn_odcid(const struct tern_conn *c);
+int tern_conn_is_server(const struct tern_conn *c);
 void *tern_conn_user(const struct tern_conn *c);
 void tern_conn_set_user(struct tern_conn *c, void *user);
 /* The negotiated ALPN (not NUL-terminated). */
@@ -168,6 +176,18 @@ int tern_conn_stream_stop(struct tern_conn *c, uint64_t stream_id, uint64_t erro
 /* Immediate close (RFC 9000 §10.2): app selects 0x1d over 0x1c. */
 int tern_conn_close(struct tern_conn *c, int app, uint64_t code, const char *reason, uint64_t now);
 
+/* Server: sends the client a NEW_TOKEN frame with this token (RFC 9000
+ * §8.1.3), resent until acknowledged. At most 128 bytes. */
+int tern_conn_send_new_token(struct tern_conn *c, const uint8_t *token, size_t len);
+
+/* Client: the last NEW_TOKEN token the server sent (0 with *len 0 when
+ * none), to configure the next connection with. */
+int tern_conn_new_token(const struct tern_conn *c, const uint8_t **token, size_t *len);
+
+/* Server: the client's address was validated before the connection started
+ * (a NEW_TOKEN token), so the 3x amplification limit does not apply. */
+void tern_conn_set_address_validated(struct tern_conn *c);
+
 /* Starts a 1-RTT key update (RFC 9001 §6). TERN_ERR_STATE when one may not
  * start yet. */
 int tern_conn_key_update(struct tern_conn *c);
@@ -179,6 +199,7 @@ struct tern_conn_stats {
 	uint64_t srtt_ns, min_rtt_ns, cwnd;
 	uint64_t key_updates;
 	uint64_t mtu;
+	uint64_t new_tokens_received;
 	uint64_t ecn_ce_seen;
 	int ecn_state; /* 0 testing, 1 capable, 2 failed */
 };

@@ -9,6 +9,7 @@
 #include "tern/cidtable.h"
 #include "tern/conn.h"
 #include "tern/reset.h"
+#include "tern/token.h"
 
 struct tern_endpoint;
 
@@ -36,6 +37,10 @@ struct tern_endpoint_stats {
 	uint64_t dropped_bad_initial;   /* DCID under 8 bytes, or it does not open */
 	uint64_t dropped_full;      /* connection limit reached */
 	uint64_t dropped_failed;    /* creating the connection failed (memory, CID table) */
+	uint64_t retry_sent;        /* an Initial without a token answered with Retry */
+	uint64_t dropped_bad_token; /* a forged, foreign or expired Retry token */
+	uint64_t tokens_accepted;   /* Initials whose token validated the address */
+	uint64_t handshakes_in_progress;
 	uint64_t dropped_other;     /* unknown CID without a reset key, 0-RTT, Handshake,
 				     * VN/Retry for nobody, a client seeing an unknown version... */
 	uint64_t conns_created;
@@ -84,6 +89,18 @@ struct tern_endpoint_config {
 	uint64_t vn_rate;
 	uint32_t vn_burst;
 	uint8_t table_seed[16]; /* all zero: drawn from conn.rand */
+	/* Address validation (RFC 9000 §8.1). token_key NULL: no Retry and no
+	 * NEW_TOKEN. retry: off, always, or auto once handshakes in progress
+	 * reach retry_threshold. */
+	struct tern_token_key *token_key;
+	enum { TERN_RETRY_OFF, TERN_RETRY_ALWAYS, TERN_RETRY_AUTO } retry;
+	uint32_t retry_threshold;
+	uint64_t retry_token_lifetime_ns;  /* 0: 10 s */
+	uint64_t new_token_lifetime_ns;    /* 0: 24 h; issuing NEW_TOKEN needs token_key */
+	/* Makes server CIDs (e.g. tern_lbcid_generate naming this worker); NULL:
+	 * random scid_len bytes. Also used for Retry SCIDs. */
+	void (*gen_cid)(void *ctx, struct tern_cid *cid);
+	void *gen_cid_ctx;
 };
 
 void tern_endpoint_config_init(struct tern_endpoint_config *cfg, int is_server);

@@ -260,6 +260,10 @@ int tern_conn_new_client(struct tern_conn **out, const struct tern_conn_config *
 	make_cid(c, &c->odcid, 8);
 	c->dcid = c->odcid;
 	c->address_validated = 1;
+	if (cfg->token && cfg->token_len && cfg->token_len <= sizeof(c->token)) {
+		memcpy(c->token, cfg->token, cfg->token_len);
+		c->token_len = cfg->token_len;
+	}
 	int rv = lcid_add(c, NULL) ? 0 : TERN_ERR_NOMEM;
 	if (rv == 0)
 		rv = install_initial_keys(c, &c->odcid);
@@ -690,9 +694,12 @@ static int on_frame(struct tern_conn *c, int ep, const struct tern_frame *f)
 	case TERN_FRAME_NEW_TOKEN:
 		if (c->is_server)
 			return TERN_ERR_QUIC(TERN_QUIC_PROTOCOL_VIOLATION);
-		if (f->new_token.len <= sizeof(c->token)) {
-			memcpy(c->token, f->new_token.token, (size_t)f->new_token.len);
-			c->token_len = (size_t)f->new_token.len;
+		/* kept for the next connection to this server (RFC 9000 §8.1.3):
+		 * the program reads it with tern_conn_new_token() */
+		if (f->new_token.len <= sizeof(c->next_token)) {
+			memcpy(c->next_token, f->new_token.token, (size_t)f->new_token.len);
+			c->next_token_len = (size_t)f->new_token.len;
+			c->stats.new_tokens_received++;
 		}
 		return 0;
 	case TERN_FRAME_RESET_STREAM:
@@ -1124,6 +1131,16 @@ const struct tern_path *tern_conn_path(const struct tern_conn *c)
 	return &c->path;
 }
 
+const struct tern_cid *tern_conn_odcid(const struct tern_conn *c)
+{
+	return &c->odcid;
+}
+
+int tern_conn_is_server(const struct tern_conn *c)
+{
+	return c->is_server;
+}
+
 void *tern_conn_user(const struct tern_conn *c)
 {
 	return c->user;
@@ -1214,6 +1231,28 @@ int tern_conn_close(struct tern_conn *c, int app, uint64_t code, const char *rea
 		return 0;
 	conn_enter_closing(c, app, code, 0, reason, TERN_CLOSE_LOCAL, now);
 	return 0;
+}
+
+int tern_conn_send_new_token(struct tern_conn *c, const uint8_t *token, size_t len)
+{
+	if (!c->is_server || !len || len > sizeof(c->new_token))
+		return TERN_ERR_INVAL;
+	memcpy(c->new_token, token, len);
+	c->new_token_len = (uint8_t)len;
+	c->new_token_pending = 1;
+	return 0;
+}
+
+int tern_conn_new_token(const struct tern_conn *c, const uint8_t **token, size_t *len)
+{
+	*token = c->next_token;
+	*len = c->next_token_len;
+	return 0;
+}
+
+void tern_conn_set_address_validated(struct tern_conn *c)
+{
+	c->address_validated = 1;
 }
 
 int tern_conn_key_update(struct tern_conn *c)

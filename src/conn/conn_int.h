@@ -97,6 +97,7 @@ enum {
 	SF_CLOSE = 512,
 	SF_ECT0 = 1024,
 	SF_MTU_PROBE = 2048,
+	SF_NEW_TOKEN = 4096,
 };
 
 enum { ECN_TESTING, ECN_CAPABLE, ECN_FAILED };
@@ -192,8 +193,10 @@ struct tern_conn {
 	uint8_t key_phase, rx_key_phase, update_pending_ack, rx_next_ready;
 	uint8_t path_response_pending;
 	uint8_t path_response_data[8];
-	uint8_t token[256];
+	uint8_t token[256]; /* the token our Initials carry (from a Retry) */
 	size_t token_len;
+	uint8_t next_token[256]; /* a NEW_TOKEN token for the next connection */
+	size_t next_token_len;
 	uint64_t key_phase_start_pn;
 	enum tern_aead_suite suite;
 
@@ -261,6 +264,9 @@ struct tern_conn {
 	uint32_t close_rx_count, close_next_reply;
 	int close_err; /* what recv returns after an error close */
 
+	uint8_t qlog_started;
+	uint8_t new_token[128];
+	uint8_t new_token_len, new_token_pending;
 	struct tern_conn_stats stats;
 	uint64_t now;
 };

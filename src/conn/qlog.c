@@ -14,8 +14,12 @@ static int qlog_on(const struct tern_conn *c)
 	return c->cb && c->cb->on_qlog;
 }
 
+static int qlog_header(struct tern_conn *c);
+
 static void emit(struct tern_conn *c, const char *name, uint64_t now, const char *fmt, ...)
 {
+	if (!c->qlog_started && qlog_header(c) != 0)
+		return; /* nobody listens yet */
 	char buf[QLOG_MAX];
 	uint64_t rel = now > c->created ? now - c->created : 0;
 	int n = snprintf(buf, sizeof(buf), "\x1e{\"time\":%llu.%03llu,\"name\":\"%s\",\"data\":",
@@ -27,7 +31,7 @@ static void emit(struct tern_conn *c, const char *name, uint64_t now, const char
 	if (n >= (int)sizeof(buf) - 3)
 		return; /* a record never gets truncated into invalid JSON */
 	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "}\n");
-	c->cb->on_qlog(c, c->user, buf, (size_t)n);
+	(void)c->cb->on_qlog(c, c->user, buf, (size_t)n);
 }
 
 static void hex(char *out, const struct tern_cid *cid)
@@ -40,10 +44,9 @@ static void hex(char *out, const struct tern_cid *cid)
 	out[2 * cid->len] = 0;
 }
 
-void qlog_start(struct tern_conn *c)
+/* The trace header, then connection_started; 0 once somebody took it. */
+static int qlog_header(struct tern_conn *c)
 {
-	if (!qlog_on(c))
-		return;
 	char odcid[2 * TERN_MAX_CID_LEN + 1], buf[512];
 	hex(odcid, &c->odcid);
 	int n = snprintf(buf, sizeof(buf),
@@ -51,8 +54,17 @@ void qlog_start(struct tern_conn *c)
 			 "\"trace\":{\"vantage_point\":{\"type\":\"%s\"},\"common_fields\":{\"ODCID\":\"%s\","
 			 "\"time_format\":\"relative\",\"reference_time\":0}}}\n",
 			 c->is_server ? "server" : "client", odcid);
-	c->cb->on_qlog(c, c->user, buf, (size_t)n);
+	if (c->cb->on_qlog(c, c->user, buf, (size_t)n) != 0)
+		return -1;
+	c->qlog_started = 1;
 	emit(c, "transport:connection_started", c->created, "{\"quic_version\":\"0x%x\"}", c->version);
+	return 0;
+}
+
+void qlog_start(struct tern_conn *c)
+{
+	if (qlog_on(c) && !c->qlog_started)
+		qlog_header(c);
 }
 
 static const char *pkt_type_name(int ep)

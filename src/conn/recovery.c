@@ -172,6 +172,8 @@ void recovery_requeue(struct tern_conn *c, int ep, struct sent_pkt *p)
 		c->pending_handshake_done = 1;
 	if (p->flags & SF_MAX_DATA)
 		c->pending_max_data = 1;
+	if (p->flags & SF_NEW_TOKEN)
+		c->new_token_pending = 1;
 	if (p->flags & SF_MAX_STREAMS_BIDI)
 		c->pending_max_streams_bidi = 1;
 	if (p->flags & SF_MAX_STREAMS_UNI)

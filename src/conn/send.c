@@ -209,6 +209,16 @@ static void write_control(struct tern_conn *c, struct pkt_build *b)
 			b->eliciting = 1;
 		}
 	}
+	if (c->new_token_pending && pkt_record(c, b)) {
+		f.type = TERN_FRAME_NEW_TOKEN;
+		f.new_token.token = c->new_token;
+		f.new_token.len = c->new_token_len;
+		if (write_frame(b, &f) == 0) {
+			c->new_token_pending = 0;
+			b->rec->flags |= SF_NEW_TOKEN;
+			b->eliciting = 1;
+		}
+	}
 	if (c->path_response_pending) {
 		f.type = TERN_FRAME_PATH_RESPONSE;
 		memcpy(f.path.data, c->path_response_data, 8);
@@ -396,7 +406,7 @@ static int space_wants_send(struct tern_conn *c, int ep, uint64_t now)
 		return 1;
 	if (ep != EP_APP || !c->handshake_complete)
 		return 0;
-	if (c->pending_handshake_done || c->pending_max_data || c->pending_max_streams_bidi ||
+	if (c->pending_handshake_done || c->new_token_pending || c->pending_max_data || c->pending_max_streams_bidi ||
 	    c->pending_max_streams_uni || c->path_response_pending)
 		return 1;
 	for (uint32_t i = 0; i < c->n_lcid; i++)

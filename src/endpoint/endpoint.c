@@ -23,10 +23,12 @@ struct ep_conn {
 	struct tern_cid odcid; /* routes the client's Initials until it switches */
 	struct tern_cid addr_key; /* the remote address, as a key of addr_table */
 	struct ep_conn *addr_next; /* other connections to the same address */
+	uint8_t handshaking;       /* counted in handshakes in progress */
 	struct ep_conn *prev, *next;
 };
 
 struct tern_endpoint {
+	uint64_t now;
 	struct tern_endpoint_config cfg;
 	struct tern_conn_callbacks conn_cb;
 	const struct tern_conn_callbacks *app_cb;
@@ -48,8 +50,16 @@ struct tern_endpoint {
 #define EC(u) ((struct ep_conn *)(u))
 #define APP_CB(ec) ((ec)->ep->app_cb)
 
+static void issue_new_token(struct ep_conn *ec);
+
 static void w_established(struct tern_conn *c, void *u)
 {
+	if (EC(u)->handshaking) {
+		EC(u)->handshaking = 0;
+		EC(u)->ep->st.handshakes_in_progress--;
+	}
+	if (tern_conn_is_server(c))
+		issue_new_token(EC(u));
 	if (APP_CB(EC(u)) && APP_CB(EC(u))->on_established)
 		APP_CB(EC(u))->on_established(c, EC(u)->app);
 }
@@ -92,6 +102,14 @@ static void w_close(struct tern_conn *c, void *u, const struct tern_close_info *
 		ec->ep->cfg.cb->on_close(ec->ep, c, ec->app, ci);
 	if (APP_CB(ec) && APP_CB(ec)->on_close)
 		APP_CB(ec)->on_close(c, ec->app, ci);
+}
+
+static int w_qlog(struct tern_conn *c, void *u, const char *rec, size_t len)
+{
+	struct ep_conn *ec = u;
+	if (!ec->app || !APP_CB(ec) || !APP_CB(ec)->on_qlog)
+		return -1;
+	return APP_CB(ec)->on_qlog(c, ec->app, rec, len);
 }
 
 static void w_cid(struct tern_conn *c, void *u, const struct tern_cid *cid, int added)
@@ -140,7 +158,11 @@ int tern_endpoint_new(struct tern_endpoint **out, const struct tern_endpoint_con
 		.on_stream_writable = w_writable,
 		.on_close = w_close,
 		.on_cid = w_cid,
+		.on_qlog = w_qlog,
 	};
+	/* formatting qlog records costs: only when the application wants them */
+	if (!ep->app_cb || !ep->app_cb->on_qlog)
+		ep->conn_cb.on_qlog = NULL;
 	/* each connection holds a few CIDs (LOCAL_CID_MAX) plus the client's
 	 * original DCID */
 	size_t entries = cfg->max_conns * 6;
@@ -210,6 +232,8 @@ static void conn_unlink_free(struct tern_endpoint *ep, struct ep_conn *ec)
 	if (ci->reason <= TERN_CLOSE_ERROR)
 		ep->st.closed_by_reason[ci->reason]++;
 	ep->st.conns_closed++;
+	if (ec->handshaking)
+		ep->st.handshakes_in_progress--;
 	if (ep->cfg.cb && ep->cfg.cb->on_conn_free)
 		ep->cfg.cb->on_conn_free(ep, ec->conn, ec->app);
 	if (ec->odcid.len && tern_cidtable_lookup(&ep->table, &ec->odcid) == ec)
@@ -312,6 +336,95 @@ static int initial_opens(struct tern_endpoint *ep, const uint8_t *pkt, const str
 	return ok;
 }
 
+/* ---- address validation, RFC 9000 §8.1 ------------------------------------------- */
+
+#define RETRY_TOKEN_LIFETIME (10 * UINT64_C(1000000000))
+#define NEW_TOKEN_LIFETIME (24 * 3600 * UINT64_C(1000000000))
+
+static int wants_retry(const struct tern_endpoint *ep)
+{
+	if (!ep->cfg.token_key || ep->cfg.retry == TERN_RETRY_OFF)
+		return 0;
+	return ep->cfg.retry == TERN_RETRY_ALWAYS ||
+	       ep->st.handshakes_in_progress >= ep->cfg.retry_threshold;
+}
+
+/* 0 when the Initial carries no token (or one we may ignore),
+ * TERN_TOKEN_RETRY / TERN_TOKEN_NEW_TOKEN with *validated set when its
+ * token validates the address, a negative error when it must be dropped. */
+static int check_token(struct tern_endpoint *ep, const struct tern_pkt_hdr *h,
+		       const struct tern_path *path, uint64_t now, struct tern_cid *odcid, int *validated)
+{
+	*validated = 0;
+	if (!h->token_len || !ep->cfg.token_key)
+		return 0;
+	/* the type byte is plaintext but authenticated (it is in the AAD):
+	 * it picks the lifetime, and a lie fails the open */
+	int is_new = h->token[0] == TERN_TOKEN_NEW_TOKEN;
+	uint64_t life = is_new ? (ep->cfg.new_token_lifetime_ns ? ep->cfg.new_token_lifetime_ns
+							       : NEW_TOKEN_LIFETIME)
+			       : (ep->cfg.retry_token_lifetime_ns ? ep->cfg.retry_token_lifetime_ns
+								  : RETRY_TOKEN_LIFETIME);
+	enum tern_token_type type;
+	int rv = tern_token_open(ep->cfg.token_key, h->token, h->token_len, &path->remote, now, life,
+				 &type, odcid);
+	if (rv == 0) {
+		*validated = 1;
+		ep->st.tokens_accepted++;
+		return (int)type;
+	}
+	/* RFC 9000 §8.1.3: a NEW_TOKEN token that does not validate is as if
+	 * there were none; a bad Retry token (it names itself in its first
+	 * byte, which a forger controls, so this only sorts the honest cases)
+	 * means the client's Initial cannot be trusted: drop it */
+	if (is_new)
+		return 0;
+	ep->st.dropped_bad_token++;
+	return TERN_ERR_DECRYPT;
+}
+
+/* RFC 9000 §17.2.5: a Retry with a fresh SCID and a token binding the
+ * client's address and original DCID; the integrity tag covers both. */
+static int answer_retry(struct tern_endpoint *ep, const struct tern_pkt_hdr *h,
+			const struct tern_path *path, uint64_t now, uint8_t *reply, size_t cap)
+{
+	uint8_t tok[TERN_TOKEN_MAX_LEN];
+	struct tern_cid scid;
+	if (!reply) {
+		ep->st.dropped_other++;
+		return 0;
+	}
+	if (ep->cfg.gen_cid)
+		ep->cfg.gen_cid(ep->cfg.gen_cid_ctx, &scid);
+	else {
+		scid.len = ep->cfg.conn.scid_len;
+		tern_rand_fill(&ep->cfg.conn.rand, scid.bytes, scid.len);
+	}
+	int tl = tern_token_seal(ep->cfg.token_key, TERN_TOKEN_RETRY, &path->remote, &h->dcid, now,
+				 &ep->cfg.conn.rand, tok, sizeof(tok));
+	int n = tl < 0 ? tl : tern_retry_write(reply, cap, h->version, &h->scid, &scid, tok, (size_t)tl);
+	if (n < 0 || (size_t)n + TERN_RETRY_TAG_LEN > cap ||
+	    tern_retry_tag_compute(h->version, h->dcid.bytes, h->dcid.len, reply, (size_t)n,
+				   reply + n) < 0) {
+		ep->st.dropped_failed++;
+		return 0;
+	}
+	ep->st.retry_sent++;
+	return n + TERN_RETRY_TAG_LEN;
+}
+
+static void issue_new_token(struct ep_conn *ec)
+{
+	struct tern_endpoint *ep = ec->ep;
+	if (!ep->cfg.token_key)
+		return;
+	uint8_t tok[TERN_TOKEN_MAX_LEN];
+	int n = tern_token_seal(ep->cfg.token_key, TERN_TOKEN_NEW_TOKEN, &tern_conn_path(ec->conn)->remote,
+				NULL, ep->now, &ep->cfg.conn.rand, tok, sizeof(tok));
+	if (n > 0)
+		tern_conn_send_new_token(ec->conn, tok, (size_t)n);
+}
+
 static int accept_initial(struct tern_endpoint *ep, const uint8_t *dgram, const struct tern_pkt_hdr *h,
 			  const struct tern_path *path, size_t len, uint64_t now, struct ep_conn **out)
 {
@@ -329,13 +442,31 @@ static int accept_initial(struct tern_endpoint *ep, const uint8_t *dgram, const 
 		ep->st.dropped_full++;
 		return TERN_ERR_NOMEM;
 	}
+	struct tern_cid odcid, scid;
+	int validated = 0;
+	int tv = check_token(ep, h, path, now, &odcid, &validated);
+	if (tv < 0)
+		return tv;
+	if (!validated && wants_retry(ep))
+		return TERN_ERR_LIMIT; /* the caller answers with a Retry */
 	struct tern_conn_config cc;
 	struct ep_conn *ec = ec_new(ep, &cc, NULL);
-	int rv = ec ? tern_conn_new_server(&ec->conn, &cc, path, h, NULL, NULL, now) : TERN_ERR_NOMEM;
+	int from_retry = tv == TERN_TOKEN_RETRY;
+	if (from_retry)
+		scid = h->dcid; /* keep the CID our Retry gave the client */
+	else if (ep->cfg.gen_cid)
+		ep->cfg.gen_cid(ep->cfg.gen_cid_ctx, &scid);
+	int rv = ec ? tern_conn_new_server(&ec->conn, &cc, path, h,
+					    from_retry || ep->cfg.gen_cid ? &scid : NULL,
+					    from_retry ? &odcid : NULL, now)
+		    : TERN_ERR_NOMEM;
+	if (rv == 0 && validated)
+		tern_conn_set_address_validated(ec->conn);
 	/* the client keeps its original DCID until it hears our SCID (RFC 9000
 	 * §7.2): without a route for it, its next Initial would make a second
 	 * connection */
-	if (rv == 0) {
+	if (rv == 0 && !from_retry) {
+		/* after a Retry the client's DCID is already our own SCID */
 		ec->odcid = h->dcid;
 		rv = tern_cidtable_insert(&ep->table, &ec->odcid, ec);
 		if (rv < 0) {
@@ -349,6 +480,8 @@ static int accept_initial(struct tern_endpoint *ep, const uint8_t *dgram, const 
 		return rv;
 	}
 	ec_link(ep, ec);
+	ec->handshaking = 1;
+	ep->st.handshakes_in_progress++;
 	if (ep->cfg.cb && ep->cfg.cb->on_new_conn)
 		ep->cfg.cb->on_new_conn(ep, ec->conn, ep->cfg.user);
 	*out = ec;
@@ -463,6 +596,7 @@ int tern_endpoint_recv_ecn(struct tern_endpoint *ep, uint8_t *dgram, size_t len,
 			   size_t reply_cap)
 {
 	ep->st.rx_datagrams++;
+	ep->now = now;
 	struct tern_pkt_hdr h;
 	int n = tern_pkt_parse(dgram, len, ep->cfg.conn.scid_len, &h);
 	if (n == TERN_ERR_VERSION)
@@ -470,9 +604,13 @@ int tern_endpoint_recv_ecn(struct tern_endpoint *ep, uint8_t *dgram, size_t len,
 	struct ep_conn *ec = NULL;
 	if (n > 0 && h.type != TERN_PKT_VN)
 		ec = tern_cidtable_lookup(&ep->table, &h.dcid);
-	if (!ec && n > 0 && h.type == TERN_PKT_INITIAL && ep->cfg.conn.is_server &&
-	    accept_initial(ep, dgram, &h, path, len, now, &ec) < 0)
-		return 0;
+	if (!ec && n > 0 && h.type == TERN_PKT_INITIAL && ep->cfg.conn.is_server) {
+		int rv = accept_initial(ep, dgram, &h, path, len, now, &ec);
+		if (rv == TERN_ERR_LIMIT)
+			return answer_retry(ep, &h, path, now, reply, reply_cap);
+		if (rv < 0)
+			return 0;
+	}
 	if (ec) {
 		ep->st.to_conn++;
 		tern_conn_recv_ecn(ec->conn, dgram, len, path, ecn, now);
@@ -586,7 +724,7 @@ void tern_endpoint_stats(const struct tern_endpoint *ep, struct tern_endpoint_st
 
 uint64_t tern_endpoint_stats_outcomes(const struct tern_endpoint_stats *st)
 {
-	return st->to_conn + st->resets_received + st->vn_sent + st->vn_too_small + st->vn_rate_limited + st->resets_sent +
+	return st->to_conn + st->retry_sent + st->dropped_bad_token + st->resets_received + st->vn_sent + st->vn_too_small + st->vn_rate_limited + st->resets_sent +
 	       st->reset_too_small + st->reset_rate_limited + st->dropped_unparsable +
 	       st->dropped_short_initial + st->dropped_bad_initial + st->dropped_full +
 	       st->dropped_failed + st->dropped_other;
