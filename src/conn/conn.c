@@ -902,6 +902,11 @@ static int process_packet(struct tern_conn *c, uint8_t *pkt, const struct tern_p
 	int ep = type_ep(h->type);
 	if (ep < 0 || !c->sp[ep].rx_ready || c->sp[ep].discarded)
 		return TERN_ERR_MALFORMED;
+	/* RFC 9001 §5.7: a server reads no 1-RTT packet before its handshake
+	 * is complete (the client is not authenticated yet); the client sends
+	 * them again */
+	if (ep == EP_APP && c->is_server && !c->handshake_complete)
+		return TERN_ERR_MALFORMED;
 	if (h->type != TERN_PKT_1RTT && h->version != c->version)
 		return TERN_ERR_MALFORMED;
 	uint64_t pn;
