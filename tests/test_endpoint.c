@@ -477,6 +477,27 @@ Test(endpoint, retransmitted_initial_reaches_the_same_connection)
 	tern_endpoint_free(ep);
 }
 
+Test(endpoint, no_migration_during_the_handshake)
+{
+	/* RFC 9000 §9: the same DCID from another address before the
+	 * handshake is done is not this connection's */
+	struct tern_endpoint_config cfg;
+	server_config(&cfg, NULL);
+	struct tern_endpoint *ep = ep_make(&cfg, T0);
+	uint8_t d[1200];
+	valid_initial(d, sizeof(d), TERN_VERSION_1, dcid8, 8);
+	tern_endpoint_recv(ep, d, sizeof(d), &any_path, T0, NULL, 0);
+	struct tern_path other = any_path;
+	other.remote.ip[3] = 99;
+	valid_initial(d, sizeof(d), TERN_VERSION_1, dcid8, 8);
+	tern_endpoint_recv(ep, d, sizeof(d), &other, T0 + MS, NULL, 0);
+	struct tern_endpoint_stats st = stats_of(ep);
+	cr_assert_eq(st.conns_created, 1);
+	cr_assert_eq(st.to_conn, 1, "only the datagram from the original address reached it");
+	cr_assert_eq(st.dropped_other, 1);
+	tern_endpoint_free(ep);
+}
+
 Test(endpoint, connection_limit)
 {
 	struct tern_endpoint_config cfg;

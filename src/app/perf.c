@@ -119,7 +119,8 @@ static int perf_server_data(struct tern_app *app, uint64_t id, const uint8_t *da
 		size_t h = (size_t)(TERN_PERF_HEADER_SIZE - s->recvd);
 		if (h > len)
 			h = len;
-		memcpy(s->hdr + s->recvd, data, h);
+		if (h) /* a bare FIN carries no data pointer */
+			memcpy(s->hdr + s->recvd, data, h);
 	}
 	s->recvd += len; /* the rest is upload, counted and dropped */
 	if (!fin)

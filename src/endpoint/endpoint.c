@@ -612,6 +612,14 @@ int tern_endpoint_recv_ecn(struct tern_endpoint *ep, uint8_t *dgram, size_t len,
 			return 0;
 	}
 	if (ec) {
+		/* RFC 9000 §9: no migration before the handshake is done; a
+		 * datagram from elsewhere would spend this path's amplification
+		 * budget and draw answers to the original address */
+		if (tern_conn_state(ec->conn) == TERN_CONN_HANDSHAKE &&
+		    !tern_addr_equal(&tern_conn_path(ec->conn)->remote, &path->remote)) {
+			ep->st.dropped_other++;
+			return 0;
+		}
 		ep->st.to_conn++;
 		tern_conn_recv_ecn(ec->conn, dgram, len, path, ecn, now);
 		return 0;

@@ -512,3 +512,9 @@ void pair_drop_server(struct pair *p)
 	tern_conn_free(p->srv);
 	p->srv = NULL;
 }
+
+void pair_log(struct pair *p, int from_client, const uint8_t *d, size_t len)
+{
+	if (p->log)
+		log_datagram(p, from_client ? &p->to_srv : &p->to_cli, d, len);
+}

@@ -123,6 +123,10 @@ void pair_decode(struct pair *p, int from_client, const uint8_t *d, size_t len,
 		 struct pair_sent *out);
 /* Frees the server connection, as a server that lost its state. */
 void pair_drop_server(struct pair *p);
+/* Logs and learns keys from a datagram the test moved itself, bypassing
+ * the links (tests/test_amplification.c runs its own link): from_client
+ * names the sender. No-op without pair_setup(). */
+void pair_log(struct pair *p, int from_client, const uint8_t *d, size_t len);
 void pair_rand(void *ctx, uint8_t *buf, size_t len);
 uint32_t pair_rand32(struct pair *p);
 
