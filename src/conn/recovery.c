@@ -331,6 +331,48 @@ void recovery_on_sent(struct tern_conn *c, int ep, struct sent_pkt *p)
 
 /* ---- timers, RFC 9002 §6.2 ------------------------------------------------- */
 
+/* RFC 9002 §6.2.2.1: a server that may send nothing more before the client
+ * speaks (3x limit spent) arms no PTO: a probe could not go out anyway. */
+static int amplification_blocked(const struct tern_conn *c)
+{
+	return c->is_server && !c->address_validated && 3 * c->amp_recv < c->amp_sent + 64;
+}
+
+/* The earliest PTO deadline and its packet number space (RFC 9002 §A.8
+ * GetPtoTimeAndSpace); TIME_NONE when no PTO is armed. */
+static uint64_t pto_time_and_space(const struct tern_conn *c, int *space)
+{
+	uint64_t t = TIME_NONE;
+	uint64_t pto = recovery_pto(c) << (c->pto_count < 16 ? c->pto_count : 16);
+	*space = -1;
+	if (amplification_blocked(c))
+		return TIME_NONE;
+	for (int ep = 0; ep < EP_COUNT; ep++) {
+		const struct pn_space *sp = &c->sp[ep];
+		if (sp->discarded || !sp->eliciting_in_flight)
+			continue;
+		if (ep == EP_APP && !c->handshake_complete)
+			continue; /* RFC 9002 §6.2.1: no app PTO before that */
+		uint64_t d = ep == EP_APP ? pto : pto - c->max_ack_delay_ns;
+		if (sp->last_eliciting_sent + d < t) {
+			t = sp->last_eliciting_sent + d;
+			*space = ep;
+		}
+	}
+	/* A client with nothing in flight before the handshake is confirmed
+	 * must still probe, or a lost server flight deadlocks (§6.2.2.1) */
+	if (t == TIME_NONE && !c->is_server && !c->handshake_confirmed &&
+	    c->state == TERN_CONN_HANDSHAKE) {
+		uint64_t last = c->sp[EP_INITIAL].last_eliciting_sent > c->sp[EP_HANDSHAKE].last_eliciting_sent
+					? c->sp[EP_INITIAL].last_eliciting_sent
+					: c->sp[EP_HANDSHAKE].last_eliciting_sent;
+		t = (last ? last : c->now) + pto;
+		*space = c->sp[EP_HANDSHAKE].tx_ready && !c->sp[EP_HANDSHAKE].discarded ? EP_HANDSHAKE
+											 : EP_INITIAL;
+	}
+	return t;
+}
+
 void recovery_set_timer(struct tern_conn *c, uint64_t now)
 {
 	(void)now;
@@ -342,25 +384,8 @@ void recovery_set_timer(struct tern_conn *c, uint64_t now)
 		c->loss_timer = t;
 		return;
 	}
-	uint64_t pto = recovery_pto(c) << (c->pto_count < 16 ? c->pto_count : 16);
-	for (int ep = 0; ep < EP_COUNT; ep++) {
-		struct pn_space *sp = &c->sp[ep];
-		if (sp->discarded || !sp->eliciting_in_flight)
-			continue;
-		if (ep == EP_APP && !c->handshake_complete)
-			continue; /* RFC 9002 §6.2.1: no app PTO before that */
-		uint64_t d = pto;
-		if (ep != EP_APP)
-			d -= c->max_ack_delay_ns;
-		if (sp->last_eliciting_sent + d < t)
-			t = sp->last_eliciting_sent + d;
-	}
-	/* A client with nothing in flight before the handshake is done must
-	 * still probe, or a lost server flight deadlocks (RFC 9002 §6.2.2.1). */
-	if (t == TIME_NONE && !c->is_server && !c->handshake_confirmed &&
-	    c->state == TERN_CONN_HANDSHAKE)
-		t = c->now + pto;
-	c->loss_timer = t;
+	int space;
+	c->loss_timer = pto_time_and_space(c, &space);
 }
 
 void recovery_on_timeout(struct tern_conn *c, uint64_t now)
@@ -373,8 +398,11 @@ void recovery_on_timeout(struct tern_conn *c, uint64_t now)
 			return;
 		}
 	}
-	/* PTO: resend what is outstanding in the earliest space with data in
-	 * flight, as probes that ignore the congestion window. */
+	int ep;
+	if (pto_time_and_space(c, &ep) > now || ep < 0) {
+		recovery_set_timer(c, now);
+		return;
+	}
 	c->pto_count++;
 	if (c->pto_count >= MTU_BLACK_HOLE_PTOS && c->mtu > 1200) {
 		/* RFC 8899 §4.3: full-size packets stopped arriving: fall back
@@ -385,23 +413,19 @@ void recovery_on_timeout(struct tern_conn *c, uint64_t now)
 		c->mtu_done = 0;
 		c->mtu_probe_fails = 0;
 	}
-	int done = 0;
-	for (int ep = 0; ep < EP_COUNT && !done; ep++) {
-		struct pn_space *sp = &c->sp[ep];
-		if (sp->discarded || (!sp->eliciting_in_flight && !(ep == EP_INITIAL && !c->is_server)))
-			continue;
-		if (ep == EP_APP && !c->handshake_complete)
-			continue;
-		for (size_t i = 0; i < sp->sent.len; i++) {
-			struct sent_pkt *p = ring_at(&sp->sent, i);
-			if (!p->acked && (p->flags & SF_ACK_ELICITING))
-				recovery_requeue(c, ep, p);
+	/* RFC 9002 §6.2.4: probes in the space whose PTO fired, carrying its
+	 * oldest outstanding data; resending everything in flight would only
+	 * flood the path */
+	struct pn_space *sp = &c->sp[ep];
+	int n = 0;
+	for (size_t i = 0; i < sp->sent.len && n < 2; i++) {
+		struct sent_pkt *p = ring_at(&sp->sent, i);
+		if (!p->acked && (p->flags & SF_ACK_ELICITING)) {
+			recovery_requeue(c, ep, p);
+			n++;
 		}
-		c->probes_pending[ep] = 2;
-		done = 1;
 	}
-	if (!done && !c->is_server && !c->handshake_confirmed)
-		c->probes_pending[c->sp[EP_HANDSHAKE].tx_ready ? EP_HANDSHAKE : EP_INITIAL] = 1;
+	c->probes_pending[ep] = n ? 2 : 1;
 	recovery_set_timer(c, now);
 }
 

@@ -125,6 +125,10 @@ static void link_put(struct pair *p, struct pair_link *l, const uint8_t *d, size
 		g->len = (uint16_t)len;
 		g->ecn = ecn;
 		memcpy(g->data, d, len);
+		if (l->truncate_pct && pair_rand32(p) % 100 < l->truncate_pct)
+			g->len = (uint16_t)(pair_rand32(p) % len);
+		if (l->flip_pct && g->len && pair_rand32(p) % 100 < l->flip_pct)
+			g->data[pair_rand32(p) % g->len] ^= (uint8_t)(1u << (pair_rand32(p) % 8));
 	}
 }
 

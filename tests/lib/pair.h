@@ -22,6 +22,8 @@ struct pair_link {
 	size_t mtu;          /* larger datagrams are dropped; 0: no limit */
 	int ecn_bleach;      /* clear the ECN bits, as some middleboxes do */
 	unsigned ce_pct;     /* mark this share of ECT datagrams CE */
+	unsigned truncate_pct; /* cut this share of datagrams short at a random length */
+	unsigned flip_pct;     /* flip one random bit in this share of datagrams */
 	uint64_t ect_seen, ce_marked, too_big;
 	struct pair_dgram *q;
 	size_t n;
