@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,6 +28,56 @@ void close_counts_add(struct close_counts *t, int app, uint64_t code)
 	t->e[t->n].code = code;
 	t->e[t->n].n = 1;
 	t->n++;
+}
+
+void close_counts_merge(struct close_counts *dst, const struct close_counts *src)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		size_t j = 0;
+		while (j < dst->n && (dst->e[j].app != src->e[i].app || dst->e[j].code != src->e[i].code))
+			j++;
+		if (j == dst->n && dst->n == METRICS_MAX_CODES) {
+			dst->other[src->e[i].app] += src->e[i].n;
+			continue;
+		}
+		if (j == dst->n) {
+			dst->e[j].app = src->e[i].app;
+			dst->e[j].code = src->e[i].code;
+			dst->e[j].n = 0;
+			dst->n++;
+		}
+		dst->e[j].n += src->e[i].n;
+	}
+	dst->other[0] += src->other[0];
+	dst->other[1] += src->other[1];
+}
+
+/* ---- sums over workers ------------------------------------------------------------- */
+
+/* Every counter struct summed here is nothing but uint64_t fields, so it
+ * adds up word by word and stays right when a field is added. */
+_Static_assert(sizeof(struct tern_endpoint_stats) % sizeof(uint64_t) == 0, "u64 fields only");
+_Static_assert(sizeof(struct tern_dp_stats) % sizeof(uint64_t) == 0, "u64 fields only");
+_Static_assert(sizeof(struct tern_sock_stats) % sizeof(uint64_t) == 0, "u64 fields only");
+
+static void add_u64s(void *dst, const void *src, size_t size)
+{
+	uint64_t *d = dst;
+	const uint64_t *s = src;
+	for (size_t i = 0; i < size / sizeof(uint64_t); i++)
+		d[i] += s[i];
+}
+
+void metrics_sum(struct metrics_snapshot *s, const struct metrics_worker *w, unsigned n)
+{
+	memset(&s->ep, 0, sizeof(s->ep));
+	memset(&s->dp, 0, sizeof(s->dp));
+	memset(&s->sock, 0, sizeof(s->sock));
+	for (unsigned i = 0; i < n; i++) {
+		add_u64s(&s->ep, &w[i].ep, sizeof(s->ep));
+		add_u64s(&s->dp, &w[i].dp, sizeof(s->dp));
+		add_u64s(&s->sock, &w[i].sock, sizeof(s->sock));
+	}
 }
 
 /* ---- the exposition ------------------------------------------------------------------ */
@@ -157,6 +208,67 @@ static void render_socket(struct out *o, const struct tern_dp_stats *d, const st
 	    s->rx_truncated);
 }
 
+/* Another datapath's contract counters, labelled with its name. */
+static void render_datapath(struct out *o, const char *dp, const struct tern_dp_stats *d)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} f[] = {
+		{"tern_datapath_rx_packets_total", "Datagrams received.", offsetof(struct tern_dp_stats, rx_pkts)},
+		{"tern_datapath_rx_bytes_total", "UDP payload bytes received.", offsetof(struct tern_dp_stats, rx_bytes)},
+		{"tern_datapath_tx_packets_total", "Datagrams sent.", offsetof(struct tern_dp_stats, tx_pkts)},
+		{"tern_datapath_tx_bytes_total", "UDP payload bytes sent.", offsetof(struct tern_dp_stats, tx_bytes)},
+		{"tern_datapath_rx_dropped_total", "Datagrams the datapath dropped on receive.",
+		 offsetof(struct tern_dp_stats, rx_dropped)},
+		{"tern_datapath_tx_dropped_total", "Datagrams the datapath could not send.",
+		 offsetof(struct tern_dp_stats, tx_dropped)},
+	};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		uint64_t v;
+		memcpy(&v, (const uint8_t *)d + f[i].off, sizeof(v));
+		family(o, f[i].name, "counter", f[i].help);
+		put(o, "%s{datapath=\"%s\"} %llu\n", f[i].name, dp, (unsigned long long)v);
+	}
+}
+
+/* One family with a sample per worker. */
+static void per_worker(struct out *o, const struct metrics_snapshot *s, const char *name,
+		       const char *type, const char *help, uint64_t (*get)(const struct metrics_worker *))
+{
+	family(o, name, type, help);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		put(o, "%s{worker=\"%u\"} %llu\n", name, i, (unsigned long long)get(&s->workers[i]));
+}
+
+static uint64_t w_rx(const struct metrics_worker *w) { return w->ep.rx_datagrams; }
+static uint64_t w_tx(const struct metrics_worker *w) { return w->dp.tx_pkts; }
+static uint64_t w_active(const struct metrics_worker *w) { return w->ep.conns_active; }
+static uint64_t w_created(const struct metrics_worker *w) { return w->ep.conns_created; }
+static uint64_t w_handed(const struct metrics_worker *w) { return w->w.handed_off; }
+static uint64_t w_steps(const struct metrics_worker *w) { return w->w.iterations; }
+static uint64_t w_txfull(const struct metrics_worker *w) { return w->w.tx_full; }
+
+static void render_workers(struct out *o, const struct metrics_snapshot *s)
+{
+	if (!s->n_workers)
+		return;
+	one(o, "tern_workers", "gauge", "Worker threads (or lcores), one endpoint shard each.", s->n_workers);
+	per_worker(o, s, "tern_worker_datagrams_received_total", "counter",
+		   "Datagrams this worker's endpoint shard took in.", w_rx);
+	per_worker(o, s, "tern_worker_datagrams_sent_total", "counter",
+		   "Datagrams this worker's datapath queue sent.", w_tx);
+	per_worker(o, s, "tern_worker_connections_active", "gauge", "Connections this worker holds now.",
+		   w_active);
+	per_worker(o, s, "tern_worker_connections_created_total", "counter",
+		   "Connections this worker admitted.", w_created);
+	per_worker(o, s, "tern_worker_handed_off_total", "counter",
+		   "Datagrams this worker passed to the worker their CID names.", w_handed);
+	per_worker(o, s, "tern_worker_steps_total", "counter", "Run-to-completion steps.", w_steps);
+	per_worker(o, s, "tern_worker_tx_full_total", "counter",
+		   "Times a send buffer or the send queue was full.", w_txfull);
+}
+
 size_t metrics_render(const struct metrics_snapshot *s, char *buf, size_t cap)
 {
 	struct out o = {.p = buf, .cap = cap};
@@ -165,7 +277,11 @@ size_t metrics_render(const struct metrics_snapshot *s, char *buf, size_t cap)
 	codes(&o, "tern_close_received_total", "CONNECTION_CLOSE frames the peer sent, by type and code.",
 	      s->received);
 	render_endpoint(&o, &s->ep);
-	render_socket(&o, &s->dp, &s->sock);
+	if (!s->datapath || strcmp(s->datapath, "socket") == 0)
+		render_socket(&o, &s->dp, &s->sock);
+	else
+		render_datapath(&o, s->datapath, &s->dp);
+	render_workers(&o, s);
 	return o.full ? 0 : o.len;
 }
 

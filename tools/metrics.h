@@ -10,6 +10,7 @@
 
 #include "tern/endpoint.h"
 #include "tern/sock.h"
+#include "tern/worker.h"
 
 /* Close codes counted one by one; later distinct codes share "other"
  * (per type), so a peer sending random codes cannot grow the table. */
@@ -26,19 +27,42 @@ struct close_counts {
 };
 
 void close_counts_add(struct close_counts *t, int app, uint64_t code);
+/* Adds every count of src to dst (codes dst has no room for go to "other"). */
+void close_counts_merge(struct close_counts *dst, const struct close_counts *src);
+
+/* One worker's counters, as it last published them. */
+struct metrics_worker {
+	struct tern_endpoint_stats ep;
+	struct tern_dp_stats dp;     /* its datapath queue */
+	struct tern_sock_stats sock; /* zeros off the socket datapath */
+	struct tern_worker_stats w;
+};
 
 struct metrics_snapshot {
+	/* the whole process: the sums over workers (metrics_sum) */
 	struct tern_endpoint_stats ep;
 	struct tern_dp_stats dp;
 	struct tern_sock_stats sock;
 	const struct close_counts *sent, *received;
+	/* "socket" (or NULL) renders the tern_socket_* families; any other
+	 * datapath renders tern_datapath_*{datapath="NAME"} */
+	const char *datapath;
+	/* per-worker families, labelled worker="0".. (none when 0) */
+	unsigned n_workers;
+	const struct metrics_worker *workers;
 };
+
+/* Sets s->ep, s->dp and s->sock to the sums of the n workers' counters
+ * (gauges such as connections_active add up too). */
+void metrics_sum(struct metrics_snapshot *s, const struct metrics_worker *w, unsigned n);
 
 /* Writes the exposition; returns its length, or 0 when cap is too small. */
 size_t metrics_render(const struct metrics_snapshot *s, char *buf, size_t cap);
 
 #define METRICS_MAX_CLIENTS 8
 #define METRICS_MAX_REQUEST 4096
+/* 64 workers' labelled families and both full close-code tables fit
+ * (about 45 KB; tests/test_ternd_metrics.c checks) */
 #define METRICS_MAX_RESPONSE 65536
 #define METRICS_CLIENT_TIMEOUT_NS (5 * UINT64_C(1000000000))
 
