@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -46,6 +47,8 @@ struct url {
 
 struct client {
 	int insecure;
+	double tx_loss, rx_loss; /* simulated datagram loss, for tests */
+	uint64_t loss_rng;
 	unsigned long repeat;
 	const char *ca_file, *keylog_file;
 	struct url *urls;
@@ -126,10 +129,12 @@ static void parse_args(int argc, char **argv, struct client *cl)
 			continue;
 		}
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			printf("usage: tern-client [--insecure] [--ca FILE] [-n N] [--keylog-file FILE] URL...\n");
+			printf("usage: tern-client [--insecure] [--ca FILE] [-n N] [--keylog-file FILE]\n"
+			       "                   [--tx-loss P] [--rx-loss P] URL...\n");
 			exit(0);
 		}
-		if (strcmp(a, "-n") != 0 && strcmp(a, "--keylog-file") != 0 && strcmp(a, "--ca") != 0)
+		if (strcmp(a, "-n") != 0 && strcmp(a, "--keylog-file") != 0 && strcmp(a, "--ca") != 0 &&
+		    strcmp(a, "--tx-loss") != 0 && strcmp(a, "--rx-loss") != 0)
 			die_usage("unknown argument '%s' (try --help)", a);
 		if (i + 1 >= argc)
 			die_usage("%s needs a value", a);
@@ -142,6 +147,12 @@ static void parse_args(int argc, char **argv, struct client *cl)
 				die_usage("bad -n '%s': expected a count from 1 to 1000000", v);
 		} else if (strcmp(a, "--ca") == 0) {
 			cl->ca_file = v;
+		} else if (strcmp(a, "--tx-loss") == 0 || strcmp(a, "--rx-loss") == 0) {
+			char *end;
+			double pr = strtod(v, &end);
+			if (*end || end == v || !(pr >= 0.0 && pr <= 1.0))
+				die_usage("bad %s '%s': expected a probability from 0 to 1", a, v);
+			*(a[2] == 't' ? &cl->tx_loss : &cl->rx_loss) = pr;
 		} else {
 			cl->keylog_file = v;
 		}
@@ -314,6 +325,7 @@ static int endpoint_start(struct client *cl, const struct url *u)
 	cfg.conn.scid_len = 8;
 	cfg.conn.cb = &glue_conn_callbacks;
 	cfg.conn.max_datagram = 1452; /* DPLPMTUD finds what the path carries */
+	cfg.conn.ecn = 1;             /* mark ECT(0); validation turns it off if the path bleaches */
 	cfg.conn.tparams.max_udp_payload_size = TERN_DP_MAX_PAYLOAD;
 	cfg.conn.tparams.present |= TERN_TP_HAS_MAX_UDP_PAYLOAD_SIZE;
 	cfg.cb = &ep_cbs;
@@ -367,12 +379,26 @@ static void conn_end(struct client *cl)
 	cl->dp = NULL;
 }
 
+/* 1 with probability p: ngtcp2's examples' --tx-loss/--rx-loss, to test
+ * recovery against a real peer. */
+static int lose(struct client *cl, double p)
+{
+	if (p <= 0.0)
+		return 0;
+	cl->loss_rng ^= cl->loss_rng << 13;
+	cl->loss_rng ^= cl->loss_rng >> 7;
+	cl->loss_rng ^= cl->loss_rng << 17;
+	return (double)(cl->loss_rng >> 11) / 9007199254740992.0 < p;
+}
+
 static void rx_all(struct client *cl)
 {
 	struct tern_dp_pkt pkts[TERN_DP_BURST];
 	int n;
 	while ((n = cl->dp->ops->rx_burst(cl->dp, 0, pkts, TERN_DP_BURST)) > 0) {
 		for (int i = 0; i < n; i++) {
+			if (lose(cl, cl->rx_loss))
+				continue;
 			if (!cl->have_spare)
 				cl->have_spare =
 					cl->dp->ops->tx_alloc(cl->dp, 0, &cl->spare, TERN_DP_MAX_PAYLOAD) == 0;
@@ -400,6 +426,8 @@ static void tx_all(struct client *cl)
 		int len = tern_endpoint_send_ecn(cl->ep, p.data, p.cap, &p.path, &p.ecn, cl->now);
 		if (len <= 0)
 			break;
+		if (lose(cl, cl->tx_loss))
+			continue; /* the buffer comes back at the flush */
 		p.len = (uint32_t)len;
 		cl->dp->ops->tx_enqueue(cl->dp, 0, &p);
 	}
@@ -481,6 +509,8 @@ int main(int argc, char **argv)
 	static struct client cl;
 	tool_name = "tern-client";
 	parse_args(argc, argv, &cl);
+	if (getrandom(&cl.loss_rng, sizeof(cl.loss_rng), 0) != (ssize_t)sizeof(cl.loss_rng) || !cl.loss_rng)
+		cl.loss_rng = 0x9e3779b97f4a7c15ull;
 	setup_tls(&cl);
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigemptyset(&sa.sa_mask);

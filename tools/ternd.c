@@ -550,6 +550,9 @@ static void endpoint_config(struct ternd *d, struct worker *w, struct tern_endpo
 	/* start at 1200 and let DPLPMTUD find what the path carries, up to
 	 * a 1500-byte MTU less IPv6 and UDP headers */
 	c->max_datagram = 1452;
+	/* mark ECT(0); RFC 9000 §13.4.2 validation stops it on paths that
+	 * bleach or lose marks */
+	c->ecn = 1;
 	/* Our receive buffers hold TERN_DP_MAX_PAYLOAD bytes (RFC 9000
 	 * §18.2: the peer must not send larger datagrams). */
 	c->tparams.max_udp_payload_size = TERN_DP_MAX_PAYLOAD;
