@@ -52,7 +52,7 @@ static void check_fields(const struct tern_pkt_hdr *h, const uint8_t *p, size_t 
 /* Rewrites a parsed long header with the writer and parses it back. */
 static void rewrite_long(const struct tern_pkt_hdr *h)
 {
-	static uint8_t buf[TERN_PKT_LONG_HDR_MAX_SIZE(1500) + 64];
+	static uint8_t buf[TERN_PKT_LONG_HDR_MAX_SIZE(4096) + 64]; /* max_len is 4096 */
 	size_t pn_len = tern_pkt_pn_len(h->first);
 	int off = tern_pkt_long_write(buf, sizeof(buf), h->version, h->type, &h->dcid, &h->scid,
 				      h->token, h->token_len, 0x12345678, pn_len);
@@ -72,7 +72,7 @@ static void rewrite_long(const struct tern_pkt_hdr *h)
 
 static void rebuild_vn(const struct tern_pkt_hdr *h, const uint8_t *p, size_t n)
 {
-	static uint8_t buf[2048];
+	static uint8_t buf[4096];
 	static uint32_t versions[400];
 	if (h->vn_count > sizeof(versions) / sizeof(versions[0]))
 		return;
