@@ -14,28 +14,16 @@
 #include "tern_bpf_shared.h"
 #include "tern_reuseport.skel.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int check_args(const int *fds, unsigned n, unsigned cid_len, unsigned worker_offset,
 		      char *err, size_t errlen)
 {
 	if (!fds || n == 0 || n > TERN_REUSEPORT_MAX_WORKERS) {
-		set_err(err, errlen, "%u sockets: give 1 to %u", n, TERN_REUSEPORT_MAX_WORKERS);
+		tern_errf(err, errlen, "%u sockets: give 1 to %u", n, TERN_REUSEPORT_MAX_WORKERS);
 		return TERN_ERR_INVAL;
 	}
 	if (cid_len == 0 || cid_len > TERN_MAX_CID_LEN || worker_offset >= cid_len) {
-		set_err(err, errlen, "CID length %u with the worker at offset %u: need 1..%u and an offset inside",
+		tern_errf(err, errlen, "CID length %u with the worker at offset %u: need 1..%u and an offset inside",
 			cid_len, worker_offset, TERN_MAX_CID_LEN);
 		return TERN_ERR_INVAL;
 	}
@@ -45,7 +33,7 @@ static int check_args(const int *fds, unsigned n, unsigned cid_len, unsigned wor
 		if (getsockopt(fds[i], SOL_SOCKET, SO_TYPE, &type, &l1) ||
 		    getsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &reuse, &l2) || type != SOCK_DGRAM ||
 		    !reuse) {
-			set_err(err, errlen, "socket %u (fd %d) is not a UDP socket with SO_REUSEPORT", i,
+			tern_errf(err, errlen, "socket %u (fd %d) is not a UDP socket with SO_REUSEPORT", i,
 				fds[i]);
 			return TERN_ERR_INVAL;
 		}
@@ -63,7 +51,7 @@ static int fill_and_attach(struct tern_reuseport *skel, const int *fds, unsigned
 		 * reuseport group, and only one group per array. */
 		if (bpf_map_update_elem(map, &i, &fd, BPF_ANY)) {
 			int e = errno;
-			set_err(err, errlen, "socket %u (fd %d) cannot join the steering map: %s%s", i,
+			tern_errf(err, errlen, "socket %u (fd %d) cannot join the steering map: %s%s", i,
 				fds[i], strerror(e),
 				e == EINVAL  ? " (not bound, or in another reuseport group)"
 				: e == EBUSY ? " (already steered: attach once per group)"
@@ -73,7 +61,7 @@ static int fill_and_attach(struct tern_reuseport *skel, const int *fds, unsigned
 	}
 	int prog = bpf_program__fd(skel->progs.tern_reuseport_select);
 	if (setsockopt(fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog))) {
-		set_err(err, errlen, "SO_ATTACH_REUSEPORT_EBPF: %s", strerror(errno));
+		tern_errf(err, errlen, "SO_ATTACH_REUSEPORT_EBPF: %s", strerror(errno));
 		return TERN_ERR_IO;
 	}
 	return 0;
@@ -87,7 +75,7 @@ int tern_reuseport_attach(const int *fds, unsigned n, unsigned cid_len, unsigned
 		return rc;
 	struct tern_reuseport *skel = tern_reuseport__open();
 	if (!skel) {
-		set_err(err, errlen, "cannot open the reuseport program: %s", strerror(errno));
+		tern_errf(err, errlen, "cannot open the reuseport program: %s", strerror(errno));
 		return TERN_ERR_IO;
 	}
 	skel->rodata->cfg_cid_len = cid_len;
@@ -97,7 +85,7 @@ int tern_reuseport_attach(const int *fds, unsigned n, unsigned cid_len, unsigned
 	if (rc == 0)
 		rc = tern_reuseport__load(skel);
 	if (rc) {
-		set_err(err, errlen, "cannot load the reuseport program: %s", strerror(-rc));
+		tern_errf(err, errlen, "cannot load the reuseport program: %s", strerror(-rc));
 		tern_reuseport__destroy(skel);
 		return TERN_ERR_IO;
 	}

@@ -113,18 +113,6 @@ static inline struct xdp_dp *to_x(struct tern_datapath *dp)
 	return (struct xdp_dp *)dp;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static uint64_t mono_ns(void)
 {
@@ -591,29 +579,29 @@ static const struct tern_datapath_ops xdp_ops = {
 static int check_config(const struct tern_xdp_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg || !cfg->ifname || !cfg->ifname[0] || strlen(cfg->ifname) >= IF_NAMESIZE) {
-		set_err(err, errlen, "no (or too long an) interface name given");
+		tern_errf(err, errlen, "no (or too long an) interface name given");
 		return TERN_ERR_INVAL;
 	}
 	if (cfg->n_listen < 1 || cfg->n_listen > 2 ||
 	    (cfg->n_listen == 2 && cfg->listen[0].family == cfg->listen[1].family)) {
-		set_err(err, errlen, "give one listen address, or one IPv4 and one IPv6");
+		tern_errf(err, errlen, "give one listen address, or one IPv4 and one IPv6");
 		return TERN_ERR_INVAL;
 	}
 	for (unsigned i = 0; i < cfg->n_listen; i++) {
 		const struct tern_addr *a = &cfg->listen[i];
 		if ((a->family != 4 && a->family != 6) || a->port == 0) {
-			set_err(err, errlen, "listen address %u: family 4 or 6 and a port are required",
+			tern_errf(err, errlen, "listen address %u: family 4 or 6 and a port are required",
 				i);
 			return TERN_ERR_INVAL;
 		}
 	}
 	if (cfg->n_queues > TERN_XDP_MAX_QUEUES) {
-		set_err(err, errlen, "%u queues: at most %u", cfg->n_queues, TERN_XDP_MAX_QUEUES);
+		tern_errf(err, errlen, "%u queues: at most %u", cfg->n_queues, TERN_XDP_MAX_QUEUES);
 		return TERN_ERR_INVAL;
 	}
 	unsigned r = cfg->ring_size;
 	if (r && (r < 64 || r > 16384 || (r & (r - 1)))) {
-		set_err(err, errlen, "ring size %u: a power of 2 from 64 to 16384", r);
+		tern_errf(err, errlen, "ring size %u: a power of 2 from 64 to 16384", r);
 		return TERN_ERR_INVAL;
 	}
 	return 0;
@@ -623,12 +611,12 @@ static int iface_query(struct xdp_dp *x, char *err, size_t errlen)
 {
 	x->ifindex = (int)if_nametoindex(x->ifname);
 	if (!x->ifindex) {
-		set_err(err, errlen, "no interface %s: %s", x->ifname, strerror(errno));
+		tern_errf(err, errlen, "no interface %s: %s", x->ifname, strerror(errno));
 		return TERN_ERR_INVAL;
 	}
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		set_err(err, errlen, "socket: %s", strerror(errno));
+		tern_errf(err, errlen, "socket: %s", strerror(errno));
 		return TERN_ERR_IO;
 	}
 	struct ifreq ifr;
@@ -637,7 +625,7 @@ static int iface_query(struct xdp_dp *x, char *err, size_t errlen)
 	int rc = ioctl(fd, SIOCGIFHWADDR, &ifr);
 	if (rc == 0 && ifr.ifr_hwaddr.sa_family != 1 /* ARPHRD_ETHER */) {
 		close(fd);
-		set_err(err, errlen, "%s is not an Ethernet interface", x->ifname);
+		tern_errf(err, errlen, "%s is not an Ethernet interface", x->ifname);
 		return TERN_ERR_INVAL;
 	}
 	memcpy(x->mac, ifr.ifr_hwaddr.sa_data, 6);
@@ -646,12 +634,12 @@ static int iface_query(struct xdp_dp *x, char *err, size_t errlen)
 	int e = errno;
 	close(fd);
 	if (rc) {
-		set_err(err, errlen, "cannot read %s's MAC address and MTU: %s", x->ifname, strerror(e));
+		tern_errf(err, errlen, "cannot read %s's MAC address and MTU: %s", x->ifname, strerror(e));
 		return TERN_ERR_IO;
 	}
 	x->mtu = (unsigned)ifr.ifr_mtu;
 	if (x->mtu + 18 > RX_MAX_FRAME) {
-		set_err(err, errlen, "%s: MTU %u does not fit %u-byte UMEM frames", x->ifname, x->mtu,
+		tern_errf(err, errlen, "%s: MTU %u does not fit %u-byte UMEM frames", x->ifname, x->mtu,
 			FRAME_SIZE);
 		return TERN_ERR_INVAL;
 	}
@@ -702,7 +690,7 @@ static int prog_load(struct xdp_dp *x, const struct tern_xdp_config *cfg, char *
 {
 	x->skel = tern_xdp__open();
 	if (!x->skel) {
-		set_err(err, errlen, "cannot open the XDP program: %s", strerror(errno));
+		tern_errf(err, errlen, "cannot open the XDP program: %s", strerror(errno));
 		return TERN_ERR_IO;
 	}
 	struct tern_xdp__rodata *ro = x->skel->rodata;
@@ -722,7 +710,7 @@ static int prog_load(struct xdp_dp *x, const struct tern_xdp_config *cfg, char *
 	if (rc == 0)
 		rc = tern_xdp__load(x->skel);
 	if (rc) {
-		set_err(err, errlen, "cannot load the XDP program: %s", strerror(-rc));
+		tern_errf(err, errlen, "cannot load the XDP program: %s", strerror(-rc));
 		return TERN_ERR_IO;
 	}
 	return 0;
@@ -767,25 +755,25 @@ static int check_existing(const struct xdp_dp *x, char *err, size_t errlen)
 	uint8_t mode = 0;
 	int rc = xdp_query(x, &id, &mode);
 	if (rc) {
-		set_err(err, errlen, "cannot query XDP on %s: %s", x->ifname, strerror(-rc));
+		tern_errf(err, errlen, "cannot query XDP on %s: %s", x->ifname, strerror(-rc));
 		return TERN_ERR_IO;
 	}
 	if (!id)
 		return 0;
 	if (!x->replace) {
-		set_err(err, errlen,
+		tern_errf(err, errlen,
 			"%s already has an XDP program (id %u): stop its owner or ask to replace it",
 			x->ifname, id);
 		return TERN_ERR_STATE;
 	}
 	if (held_by_link(x->ifindex)) {
-		set_err(err, errlen,
+		tern_errf(err, errlen,
 			"%s's XDP program %u is held by another process's bpf_link: it cannot be replaced",
 			x->ifname, id);
 		return TERN_ERR_STATE;
 	}
 	if (mode == XDP_ATTACHED_MULTI || mode == XDP_ATTACHED_HW) {
-		set_err(err, errlen, "%s has XDP programs in several or offloaded modes: detach them",
+		tern_errf(err, errlen, "%s has XDP programs in several or offloaded modes: detach them",
 			x->ifname);
 		return TERN_ERR_STATE;
 	}
@@ -803,7 +791,7 @@ static int replace_existing(struct xdp_dp *x, char *err, size_t errlen)
 		return 0;
 	int fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0) {
-		set_err(err, errlen, "cannot open %s's XDP program %u: %s", x->ifname, id,
+		tern_errf(err, errlen, "cannot open %s's XDP program %u: %s", x->ifname, id,
 			strerror(errno));
 		return TERN_ERR_IO;
 	}
@@ -813,13 +801,13 @@ static int replace_existing(struct xdp_dp *x, char *err, size_t errlen)
 	int rc = bpf_xdp_detach(x->ifindex, flags, &ao);
 	close(fd);
 	if (rc == -EBUSY) {
-		set_err(err, errlen,
+		tern_errf(err, errlen,
 			"%s's XDP program %u is held by another process's bpf_link: it cannot be replaced",
 			x->ifname, id);
 		return TERN_ERR_STATE;
 	}
 	if (rc) {
-		set_err(err, errlen, "cannot detach %s's XDP program %u: %s", x->ifname, id,
+		tern_errf(err, errlen, "cannot detach %s's XDP program %u: %s", x->ifname, id,
 			strerror(-rc));
 		return TERN_ERR_IO;
 	}
@@ -910,7 +898,7 @@ static int queue_open(struct xdp_dp *x, unsigned qi, int *zc_err, char *err, siz
 {
 	struct xq *q = &x->q[qi];
 	if (queue_alloc(x, q) < 0) {
-		set_err(err, errlen, "queue %u: out of memory", qi);
+		tern_errf(err, errlen, "queue %u: out of memory", qi);
 		return TERN_ERR_NOMEM;
 	}
 	int rc = -EPERM;
@@ -921,7 +909,7 @@ static int queue_open(struct xdp_dp *x, unsigned qi, int *zc_err, char *err, siz
 	if (rc && rc != -EBUSY)
 		rc = xsk_bind_retry(x, q, qi, XDP_COPY);
 	if (rc) {
-		set_err(err, errlen, "cannot bind an AF_XDP socket to %s queue %u: %s", x->ifname,
+		tern_errf(err, errlen, "cannot bind an AF_XDP socket to %s queue %u: %s", x->ifname,
 			qi, strerror(-rc));
 		return TERN_ERR_IO;
 	}
@@ -933,12 +921,12 @@ static int queue_open(struct xdp_dp *x, unsigned qi, int *zc_err, char *err, siz
 		fill_put(q, addrs, TERN_DP_BURST);
 	}
 	if (x->busy_poll && (rc = busy_poll_on(q->fd)) < 0) {
-		set_err(err, errlen, "busy poll on %s queue %u: %s", x->ifname, qi, strerror(-rc));
+		tern_errf(err, errlen, "busy poll on %s queue %u: %s", x->ifname, qi, strerror(-rc));
 		return TERN_ERR_IO;
 	}
 	rc = xsk_socket__update_xskmap(q->xsk, bpf_map__fd(x->skel->maps.xsks));
 	if (rc) {
-		set_err(err, errlen, "cannot add queue %u's socket to the XSKMAP: %s", qi,
+		tern_errf(err, errlen, "cannot add queue %u's socket to the XSKMAP: %s", qi,
 			strerror(-rc));
 		return TERN_ERR_IO;
 	}
@@ -952,7 +940,7 @@ static int prog_attach(struct xdp_dp *x, char *err, size_t errlen)
 	x->link = bpf_program__attach_xdp(x->skel->progs.tern_xdp_prog, x->ifindex);
 	if (!x->link) {
 		int e = errno;
-		set_err(err, errlen, "cannot attach the XDP program to %s: %s", x->ifname,
+		tern_errf(err, errlen, "cannot attach the XDP program to %s: %s", x->ifname,
 			strerror(e));
 		return e == EBUSY || e == EEXIST ? TERN_ERR_STATE : TERN_ERR_IO;
 	}
@@ -1009,7 +997,7 @@ int tern_xdp_open(struct tern_datapath **dp, const struct tern_xdp_config *cfg, 
 		  size_t errlen)
 {
 	if (!dp) {
-		set_err(err, errlen, "no datapath pointer given");
+		tern_errf(err, errlen, "no datapath pointer given");
 		return TERN_ERR_INVAL;
 	}
 	*dp = NULL;
@@ -1020,7 +1008,7 @@ int tern_xdp_open(struct tern_datapath **dp, const struct tern_xdp_config *cfg, 
 	unsigned nq = cfg->n_queues ? cfg->n_queues : 1;
 	if (!x || !(x->q = calloc(nq, sizeof(*x->q)))) {
 		free(x);
-		set_err(err, errlen, "out of memory");
+		tern_errf(err, errlen, "out of memory");
 		return TERN_ERR_NOMEM;
 	}
 	x->dp.ops = &xdp_ops;

@@ -91,22 +91,6 @@ static inline struct dpdk_dp *to_d(struct tern_datapath *dp)
 	return (struct dpdk_dp *)dp;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	/* one line, whatever the EAL or a driver put in it */
-	for (char *p = err; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-}
 
 static void dlog(struct dpdk_dp *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -216,7 +200,7 @@ int tern_dpdk_eal_init(const char *args, char *err, size_t errlen)
 	if (!args)
 		args = "";
 	if (strlen(args) >= sizeof(buf)) {
-		set_err(err, errlen, "EAL arguments too long (%zu bytes)", strlen(args));
+		tern_errf(err, errlen, "EAL arguments too long (%zu bytes)", strlen(args));
 		return TERN_ERR_INVAL;
 	}
 	strcpy(buf, args);
@@ -224,7 +208,7 @@ int tern_dpdk_eal_init(const char *args, char *err, size_t errlen)
 	char *save = NULL;
 	for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
 		if (argc > MAX_EAL_ARGS) {
-			set_err(err, errlen, "too many EAL arguments (at most %d)", MAX_EAL_ARGS);
+			tern_errf(err, errlen, "too many EAL arguments (at most %d)", MAX_EAL_ARGS);
 			return TERN_ERR_INVAL;
 		}
 		argv[argc++] = t;
@@ -234,7 +218,7 @@ int tern_dpdk_eal_init(const char *args, char *err, size_t errlen)
 	rte_openlog_stream(stderr);
 	char why[256];
 	if (eal_init_captured(argc, argv, why, sizeof(why)) < 0) {
-		set_err(err, errlen, "EAL: %s", why);
+		tern_errf(err, errlen, "EAL: %s", why);
 		return TERN_ERR_INVAL;
 	}
 	eal_up = 1;
@@ -746,30 +730,30 @@ static int parse_config(struct dpdk_dp *d, const struct tern_dpdk_config *cfg, c
 {
 	unsigned n = cfg->n_queues ? cfg->n_queues : 1;
 	if (n > MAX_QUEUES) {
-		set_err(err, errlen, "n_queues %u: at most %d", n, MAX_QUEUES);
+		tern_errf(err, errlen, "n_queues %u: at most %d", n, MAX_QUEUES);
 		return TERN_ERR_INVAL;
 	}
 	d->dp.n_queues = n;
 	if (cfg->addr4 && inet_pton(AF_INET, cfg->addr4, d->ifc.ip4) != 1) {
-		set_err(err, errlen, "bad IPv4 listen address '%s'", cfg->addr4);
+		tern_errf(err, errlen, "bad IPv4 listen address '%s'", cfg->addr4);
 		return TERN_ERR_INVAL;
 	}
 	if (cfg->addr6 && inet_pton(AF_INET6, cfg->addr6, d->ifc.ip6) != 1) {
-		set_err(err, errlen, "bad IPv6 listen address '%s'", cfg->addr6);
+		tern_errf(err, errlen, "bad IPv6 listen address '%s'", cfg->addr6);
 		return TERN_ERR_INVAL;
 	}
 	d->ifc.has4 = cfg->addr4 != NULL;
 	d->ifc.has6 = cfg->addr6 != NULL;
 	if (!d->ifc.has4 && !d->ifc.has6) {
-		set_err(err, errlen, "no listen address: set addr4 and/or addr6");
+		tern_errf(err, errlen, "no listen address: set addr4 and/or addr6");
 		return TERN_ERR_INVAL;
 	}
 	if (!cfg->udp_port) {
-		set_err(err, errlen, "no udp_port to listen on");
+		tern_errf(err, errlen, "no udp_port to listen on");
 		return TERN_ERR_INVAL;
 	}
 	if (cfg->vlan_id > 4094) {
-		set_err(err, errlen, "vlan_id %u: expected 0..4094", cfg->vlan_id);
+		tern_errf(err, errlen, "vlan_id %u: expected 0..4094", cfg->vlan_id);
 		return TERN_ERR_INVAL;
 	}
 	d->ifc.port = cfg->udp_port;
@@ -777,12 +761,12 @@ static int parse_config(struct dpdk_dp *d, const struct tern_dpdk_config *cfg, c
 	unsigned ho = cfg->handoff_slots ? cfg->handoff_slots : 1024;
 	unsigned ne = cfg->neigh_entries ? cfg->neigh_entries : 4096;
 	if ((ho & (ho - 1)) || ho < 2 || (ne & (ne - 1)) || ne < 4) {
-		set_err(err, errlen, "handoff_slots %u / neigh_entries %u: powers of two expected",
+		tern_errf(err, errlen, "handoff_slots %u / neigh_entries %u: powers of two expected",
 			ho, ne);
 		return TERN_ERR_INVAL;
 	}
 	if (cfg->neigh_mode != TERN_DPDK_NEIGH_LEARN && cfg->neigh_mode != TERN_DPDK_NEIGH_SRC_MAC) {
-		set_err(err, errlen, "neigh_mode %d unknown", cfg->neigh_mode);
+		tern_errf(err, errlen, "neigh_mode %d unknown", cfg->neigh_mode);
 		return TERN_ERR_INVAL;
 	}
 	d->neigh_mode = cfg->neigh_mode;
@@ -806,7 +790,7 @@ static int find_port(struct dpdk_dp *d, const char *name, char *err, size_t errl
 			rte_eth_dev_get_name_by_port(pid, d->port_name);
 			return 0;
 		}
-		set_err(err, errlen,
+		tern_errf(err, errlen,
 			"no DPDK port: give one with --vdev=... (or a PCI device) in the EAL "
 			"arguments%s",
 			eal_note);
@@ -822,7 +806,7 @@ static int find_port(struct dpdk_dp *d, const char *name, char *err, size_t errl
 				used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
 							 used ? ", " : "", n);
 		}
-		set_err(err, errlen, "no DPDK port named '%s' (ports: %s)%s", name, used ? list : "none",
+		tern_errf(err, errlen, "no DPDK port named '%s' (ports: %s)%s", name, used ? list : "none",
 			eal_note);
 		return TERN_ERR_INVAL;
 	}
@@ -886,7 +870,7 @@ static int make_pool(struct dpdk_dp *d, const struct tern_dpdk_config *cfg, unsi
 	uint16_t priv = (uint16_t)RTE_ALIGN(sizeof(struct pkt_meta), RTE_MBUF_PRIV_ALIGN);
 	d->pool = rte_pktmbuf_pool_create(name, n, cache, priv, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
 	if (!d->pool) {
-		set_err(err, errlen,
+		tern_errf(err, errlen,
 			"cannot create a pool of %u mbufs (%s): raise -m in the EAL arguments", n,
 			rte_strerror(rte_errno));
 		return TERN_ERR_NOMEM;
@@ -907,7 +891,7 @@ static int setup_queues(struct dpdk_dp *d, const struct tern_dpdk_config *cfg,
 		socket = (int)SOCKET_ID_ANY;
 	unsigned ho = cfg->handoff_slots ? cfg->handoff_slots : 1024;
 	if (r < 0) {
-		set_err(err, errlen, "port %s: bad descriptor counts: %s", d->port_name,
+		tern_errf(err, errlen, "port %s: bad descriptor counts: %s", d->port_name,
 			rte_strerror(-r));
 		return TERN_ERR_IO;
 	}
@@ -917,7 +901,7 @@ static int setup_queues(struct dpdk_dp *d, const struct tern_dpdk_config *cfg,
 	for (unsigned i = 0; i < d->hw_rx; i++) {
 		r = rte_eth_rx_queue_setup(d->port, (uint16_t)i, nrx, (unsigned)socket, NULL, d->pool);
 		if (r < 0) {
-			set_err(err, errlen, "port %s: RX queue %u setup: %s", d->port_name, i,
+			tern_errf(err, errlen, "port %s: RX queue %u setup: %s", d->port_name, i,
 				rte_strerror(-r));
 			return TERN_ERR_IO;
 		}
@@ -927,7 +911,7 @@ static int setup_queues(struct dpdk_dp *d, const struct tern_dpdk_config *cfg,
 	for (unsigned i = 0; i < d->hw_tx; i++) {
 		r = rte_eth_tx_queue_setup(d->port, (uint16_t)i, ntx, (unsigned)socket, &txc);
 		if (r < 0) {
-			set_err(err, errlen, "port %s: TX queue %u setup: %s", d->port_name, i,
+			tern_errf(err, errlen, "port %s: TX queue %u setup: %s", d->port_name, i,
 				rte_strerror(-r));
 			return TERN_ERR_IO;
 		}
@@ -942,13 +926,13 @@ static int port_start(struct dpdk_dp *d, const struct tern_dpdk_config *cfg, cha
 	memset(&conf, 0, sizeof(conf));
 	int r = rte_eth_dev_info_get(d->port, &di);
 	if (r < 0) {
-		set_err(err, errlen, "port %s: no device info: %s", d->port_name, rte_strerror(-r));
+		tern_errf(err, errlen, "port %s: no device info: %s", d->port_name, rte_strerror(-r));
 		return TERN_ERR_IO;
 	}
 	choose_queues(d, &di, &conf, cfg->no_offload);
 	r = rte_eth_dev_configure(d->port, (uint16_t)d->hw_rx, (uint16_t)d->hw_tx, &conf);
 	if (r < 0) {
-		set_err(err, errlen, "port %s: cannot configure %u RX / %u TX queues: %s", d->port_name,
+		tern_errf(err, errlen, "port %s: cannot configure %u RX / %u TX queues: %s", d->port_name,
 			d->hw_rx, d->hw_tx, rte_strerror(-r));
 		return TERN_ERR_IO;
 	}
@@ -969,7 +953,7 @@ static int port_start(struct dpdk_dp *d, const struct tern_dpdk_config *cfg, cha
 		rte_eth_allmulticast_enable(d->port);
 	r = rte_eth_dev_start(d->port);
 	if (r < 0) {
-		set_err(err, errlen, "port %s will not start: %s", d->port_name, rte_strerror(-r));
+		tern_errf(err, errlen, "port %s will not start: %s", d->port_name, rte_strerror(-r));
 		return TERN_ERR_IO;
 	}
 	d->started = 1;
@@ -1009,7 +993,7 @@ static int make_queues(struct dpdk_dp *d, const struct tern_dpdk_config *cfg, ch
 		goto nomem;
 	return 0;
 nomem:
-	set_err(err, errlen, "out of EAL memory for %u queues: raise -m in the EAL arguments", n);
+	tern_errf(err, errlen, "out of EAL memory for %u queues: raise -m in the EAL arguments", n);
 	return TERN_ERR_NOMEM;
 }
 
@@ -1017,7 +1001,7 @@ int tern_dpdk_open(struct tern_datapath **dp, const struct tern_dpdk_config *cfg
 		   size_t errlen)
 {
 	if (!dp || !cfg) {
-		set_err(err, errlen, "no config");
+		tern_errf(err, errlen, "no config");
 		return TERN_ERR_INVAL;
 	}
 	*dp = NULL;
@@ -1026,7 +1010,7 @@ int tern_dpdk_open(struct tern_datapath **dp, const struct tern_dpdk_config *cfg
 		return r;
 	struct dpdk_dp *d = rte_zmalloc("tern_dpdk", sizeof(*d), RTE_CACHE_LINE_SIZE);
 	if (!d) {
-		set_err(err, errlen, "out of EAL memory");
+		tern_errf(err, errlen, "out of EAL memory");
 		return TERN_ERR_NOMEM;
 	}
 	d->dp.ops = &dpdk_ops;
@@ -1101,7 +1085,7 @@ int tern_dpdk_launch(struct tern_datapath *dp, int (*fn)(unsigned q, void *arg),
 {
 	unsigned n = dp->n_queues;
 	if (!fn || rte_lcore_count() < n) {
-		set_err(err, errlen, "%u queues need %u lcores, the EAL has %u: widen -l", n, n,
+		tern_errf(err, errlen, "%u queues need %u lcores, the EAL has %u: widen -l", n, n,
 			rte_lcore_count());
 		return TERN_ERR_INVAL;
 	}
@@ -1114,7 +1098,7 @@ int tern_dpdk_launch(struct tern_datapath *dp, int (*fn)(unsigned q, void *arg),
 		args[q] = (struct launch_arg){fn, arg, q};
 		lcores[q] = lc;
 		if (rte_eal_remote_launch(launch_one, &args[q], lc) != 0) {
-			set_err(err, errlen, "lcore %u is busy", lc);
+			tern_errf(err, errlen, "lcore %u is busy", lc);
 			break; /* wait for those already started, then fail */
 		}
 		q++;

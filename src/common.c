@@ -1,3 +1,6 @@
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "tern/common.h"
 
 const char *tern_strerror(int err)
@@ -19,4 +22,18 @@ const char *tern_strerror(int err)
 	case TERN_ERR_IO: return "I/O error";
 	}
 	return "unknown error";
+}
+
+void tern_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	/* one line, whatever a library or a driver put in it */
+	for (char *p = err; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
 }

@@ -42,6 +42,11 @@ static inline uint64_t tern_err_quic_code(int err)
 /* A short, static, human-readable name for any error value. */
 const char *tern_strerror(int err);
 
+/* Formats the one-line message setup functions hand back in their
+ * caller's err/errlen buffer (nothing when err is NULL or errlen is 0);
+ * line breaks a library put in it become spaces. */
+void tern_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Transport error codes, RFC 9000 §20.1. */
 enum tern_quic_error {
 	TERN_QUIC_NO_ERROR = 0x00,

@@ -91,18 +91,6 @@ static inline struct sock_dp *to_sdp(struct tern_datapath *dp)
 	return (struct sock_dp *)dp;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- addresses ------------------------------------------------------------- */
 
@@ -112,7 +100,7 @@ int tern_sock_addr_parse(const char *s, struct tern_addr *out, char *err, size_t
 	const char *colon, *h = s;
 	size_t hlen;
 	if (!s || !out) {
-		set_err(err, errlen, "no address given");
+		tern_errf(err, errlen, "no address given");
 		return TERN_ERR_INVAL;
 	}
 	memset(out, 0, sizeof(*out));
@@ -151,10 +139,10 @@ int tern_sock_addr_parse(const char *s, struct tern_addr *out, char *err, size_t
 	out->port = (uint16_t)port;
 	return 0;
 bad:
-	set_err(err, errlen, "bad address '%s': expected A.B.C.D:PORT or [IPv6]:PORT", s);
+	tern_errf(err, errlen, "bad address '%s': expected A.B.C.D:PORT or [IPv6]:PORT", s);
 	return TERN_ERR_INVAL;
 bad_port:
-	set_err(err, errlen, "bad port in '%s': expected 0..65535", s);
+	tern_errf(err, errlen, "bad port in '%s': expected 0..65535", s);
 	return TERN_ERR_INVAL;
 }
 
@@ -276,7 +264,7 @@ static int open_socket(struct sock_queue *q, const struct tern_addr *bind_addr, 
 	q->family = bind_addr->family == 4 ? AF_INET : AF_INET6;
 	q->fd = socket(q->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (q->fd < 0) {
-		set_err(err, errlen, "cannot create a UDP socket for %s: %s", name, strerror(errno));
+		tern_errf(err, errlen, "cannot create a UDP socket for %s: %s", name, strerror(errno));
 		return TERN_ERR_IO;
 	}
 	const char *what = NULL;
@@ -291,7 +279,7 @@ static int open_socket(struct sock_queue *q, const struct tern_addr *bind_addr, 
 	else if (set_bufsize(q->fd, SO_SNDBUFFORCE, SO_SNDBUF, cfg->sndbuf) < 0)
 		what = "SO_SNDBUF";
 	if (what) {
-		set_err(err, errlen, "cannot set %s on the socket for %s: %s", what, name, strerror(errno));
+		tern_errf(err, errlen, "cannot set %s on the socket for %s: %s", what, name, strerror(errno));
 		return TERN_ERR_IO;
 	}
 	/* RFC 9000 §14: QUIC datagrams must not be fragmented, so set DF.
@@ -304,12 +292,12 @@ static int open_socket(struct sock_queue *q, const struct tern_addr *bind_addr, 
 
 	socklen_t sl = addr_to_sockaddr(bind_addr, q->family, &sa);
 	if (bind(q->fd, (struct sockaddr *)&sa, sl) < 0) {
-		set_err(err, errlen, "cannot bind %s: %s", name, strerror(errno));
+		tern_errf(err, errlen, "cannot bind %s: %s", name, strerror(errno));
 		return TERN_ERR_IO;
 	}
 	sl = sizeof(sa);
 	if (getsockname(q->fd, (struct sockaddr *)&sa, &sl) < 0) {
-		set_err(err, errlen, "cannot read the address bound for %s: %s", name, strerror(errno));
+		tern_errf(err, errlen, "cannot read the address bound for %s: %s", name, strerror(errno));
 		return TERN_ERR_IO;
 	}
 	addr_from_sockaddr(&q->local, &sa);
@@ -800,17 +788,17 @@ static int check_config(const struct tern_sock_config *cfg, struct tern_addr *ad
 			size_t errlen)
 {
 	if (!cfg) {
-		set_err(err, errlen, "no socket configuration given");
+		tern_errf(err, errlen, "no socket configuration given");
 		return TERN_ERR_INVAL;
 	}
 	if (cfg->n_queues > MAX_QUEUES || cfg->rx_slots > MAX_SLOTS || cfg->tx_slots > MAX_SLOTS ||
 	    cfg->buf_size > 65535 || (cfg->buf_size && cfg->buf_size < 1200)) {
-		set_err(err, errlen, "bad socket configuration: at most %d queues, %d slots, "
+		tern_errf(err, errlen, "bad socket configuration: at most %d queues, %d slots, "
 			"buffers of 1200..65535 bytes", MAX_QUEUES, MAX_SLOTS);
 		return TERN_ERR_INVAL;
 	}
 	if (cfg->rcvbuf < 0 || cfg->sndbuf < 0) {
-		set_err(err, errlen, "bad socket configuration: negative buffer size");
+		tern_errf(err, errlen, "bad socket configuration: negative buffer size");
 		return TERN_ERR_INVAL;
 	}
 	return tern_sock_addr_parse(cfg->listen, addr, err, errlen);
@@ -858,7 +846,7 @@ int tern_sock_open(struct tern_datapath **dpp, const struct tern_sock_config *cf
 	*dpp = &s->dp;
 	return 0;
 nomem:
-	set_err(err, errlen, "cannot allocate the socket datapath's buffers");
+	tern_errf(err, errlen, "cannot allocate the socket datapath's buffers");
 	rc = TERN_ERR_NOMEM;
 fail:
 	if (s)
