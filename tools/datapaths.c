@@ -275,6 +275,58 @@ void dp_sock_stats(const struct dp_handle *h, unsigned q, struct tern_sock_stats
 		memset(st, 0, sizeof(*st));
 }
 
+void dp_queue_stats(const struct dp_handle *h, unsigned q, struct dp_queue_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+#ifdef TERN_HAVE_DPDK
+	if (strcmp(h->name, "dpdk") == 0) {
+		struct tern_dpdk_stats d;
+		tern_dpdk_stats(h->dp, q, &d);
+		st->n_drop = TERN_DPDK_DROP_COUNT < DP_MAX_DROP_REASONS ? TERN_DPDK_DROP_COUNT
+									: DP_MAX_DROP_REASONS;
+		memcpy(st->drop, d.drop, st->n_drop * sizeof(st->drop[0]));
+		st->arp_replies = d.arp_replies;
+		st->nd_replies = d.nd_replies;
+		st->echo_replies = d.echo_replies;
+		st->tx_dropped = d.tx_dropped;
+		st->handoff_full = d.handoff_full;
+	}
+#else
+	(void)h;
+	(void)q;
+#endif
+}
+
+const char *dp_drop_name(const struct dp_handle *h, unsigned reason)
+{
+#ifdef TERN_HAVE_DPDK
+	if (strcmp(h->name, "dpdk") == 0)
+		return tern_dpdk_drop_name((int)reason);
+#endif
+	(void)h;
+	(void)reason;
+	return "unknown";
+}
+
+void dp_prog_stats(const struct dp_handle *h, struct dp_prog_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+#ifdef TERN_HAVE_XDP
+	struct tern_xdp_prog_stats x;
+	if (strcmp(h->name, "xdp") == 0 && tern_xdp_prog_stats(h->dp, &x) == 0) {
+		st->valid = 1;
+		st->redirected = x.redirected;
+		st->no_socket = x.no_socket;
+		st->drop_short_initial = x.drop_short_initial;
+		st->drop_fixed_bit = x.drop_fixed_bit;
+		st->drop_empty = x.drop_empty;
+		st->passed = x.passed;
+	}
+#else
+	(void)h;
+#endif
+}
+
 int dp_launch(struct dp_handle *h, int (*fn)(unsigned q, void *arg), void *arg, char *err,
 	      size_t errlen)
 {

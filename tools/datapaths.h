@@ -49,6 +49,27 @@ void dp_sock_stats(const struct dp_handle *h, unsigned q, struct tern_sock_stats
  * runs fn(q, arg) for every queue and returns when all are done. 1 when the
  * datapath has no lcores of its own (the caller starts threads), 0, or a
  * negative TERN_ERR_* with a line in err. */
+/* What one queue of the chosen datapath counts beyond the contract's
+ * stats: drops by reason and L2/L3 answers (DPDK). Read by the worker that
+ * owns the queue. */
+#define DP_MAX_DROP_REASONS 32
+struct dp_queue_stats {
+	unsigned n_drop; /* reasons in drop[], named by dp_drop_name() */
+	uint64_t drop[DP_MAX_DROP_REASONS];
+	uint64_t arp_replies, nd_replies, echo_replies;
+	uint64_t tx_dropped, handoff_full;
+};
+void dp_queue_stats(const struct dp_handle *h, unsigned q, struct dp_queue_stats *st);
+const char *dp_drop_name(const struct dp_handle *h, unsigned reason);
+
+/* The XDP program's own counters (per-CPU maps, summed); valid is 0 on
+ * other datapaths. Any thread may read them. */
+struct dp_prog_stats {
+	int valid;
+	uint64_t redirected, no_socket, drop_short_initial, drop_fixed_bit, drop_empty, passed;
+};
+void dp_prog_stats(const struct dp_handle *h, struct dp_prog_stats *st);
+
 int dp_launch(struct dp_handle *h, int (*fn)(unsigned q, void *arg), void *arg, char *err,
 	      size_t errlen);
 

@@ -269,6 +269,43 @@ static void render_workers(struct out *o, const struct metrics_snapshot *s)
 		   "Times a send buffer or the send queue was full.", w_txfull);
 }
 
+/* Datapath-specific series: DPDK's drops by reason and L2/L3 answers per
+ * worker's queue, and the XDP program's verdicts. */
+static void render_dp_extra(struct out *o, const struct metrics_snapshot *s)
+{
+	if (s->n_workers && s->workers[0].q.n_drop && s->drop_name) {
+		family(o, "tern_datapath_dropped_total", "counter",
+		       "Frames the datapath dropped before the endpoint, by queue and reason.");
+		for (unsigned i = 0; i < s->n_workers; i++)
+			for (unsigned r = 0; r < s->workers[i].q.n_drop; r++)
+				put(o, "tern_datapath_dropped_total{worker=\"%u\",why=\"%s\"} %llu\n", i,
+				    s->drop_name(s->drop_name_ctx, r), (unsigned long long)s->workers[i].q.drop[r]);
+		family(o, "tern_datapath_replies_total", "counter",
+		       "ARP, Neighbour Discovery and ICMP echo answers, by queue.");
+		for (unsigned i = 0; i < s->n_workers; i++) {
+			const struct dp_queue_stats *q = &s->workers[i].q;
+			put(o, "tern_datapath_replies_total{worker=\"%u\",kind=\"arp\"} %llu\n"
+			       "tern_datapath_replies_total{worker=\"%u\",kind=\"nd\"} %llu\n"
+			       "tern_datapath_replies_total{worker=\"%u\",kind=\"echo\"} %llu\n",
+			    i, (unsigned long long)q->arp_replies, i, (unsigned long long)q->nd_replies, i,
+			    (unsigned long long)q->echo_replies);
+		}
+	}
+	if (!s->prog.valid)
+		return;
+	family(o, "tern_xdp_program_packets_total", "counter",
+	       "Verdicts of ternd's XDP program, summed over CPUs.");
+	put(o, "tern_xdp_program_packets_total{action=\"redirected\"} %llu\n"
+	       "tern_xdp_program_packets_total{action=\"no_socket\"} %llu\n"
+	       "tern_xdp_program_packets_total{action=\"drop_short_initial\"} %llu\n"
+	       "tern_xdp_program_packets_total{action=\"drop_fixed_bit\"} %llu\n"
+	       "tern_xdp_program_packets_total{action=\"drop_empty\"} %llu\n"
+	       "tern_xdp_program_packets_total{action=\"passed\"} %llu\n",
+	    (unsigned long long)s->prog.redirected, (unsigned long long)s->prog.no_socket,
+	    (unsigned long long)s->prog.drop_short_initial, (unsigned long long)s->prog.drop_fixed_bit,
+	    (unsigned long long)s->prog.drop_empty, (unsigned long long)s->prog.passed);
+}
+
 size_t metrics_render(const struct metrics_snapshot *s, char *buf, size_t cap)
 {
 	struct out o = {.p = buf, .cap = cap};
@@ -282,6 +319,7 @@ size_t metrics_render(const struct metrics_snapshot *s, char *buf, size_t cap)
 	else
 		render_datapath(&o, s->datapath, &s->dp);
 	render_workers(&o, s);
+	render_dp_extra(&o, s);
 	return o.full ? 0 : o.len;
 }
 

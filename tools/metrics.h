@@ -12,6 +12,8 @@
 #include "tern/sock.h"
 #include "tern/worker.h"
 
+#include "datapaths.h"
+
 /* Close codes counted one by one; later distinct codes share "other"
  * (per type), so a peer sending random codes cannot grow the table. */
 #define METRICS_MAX_CODES 64
@@ -36,6 +38,7 @@ struct metrics_worker {
 	struct tern_dp_stats dp;     /* its datapath queue */
 	struct tern_sock_stats sock; /* zeros off the socket datapath */
 	struct tern_worker_stats w;
+	struct dp_queue_stats q;     /* datapath-specific (DPDK drop reasons...) */
 };
 
 struct metrics_snapshot {
@@ -50,6 +53,10 @@ struct metrics_snapshot {
 	/* per-worker families, labelled worker="0".. (none when 0) */
 	unsigned n_workers;
 	const struct metrics_worker *workers;
+	/* names of the reasons in workers[].q.drop (NULL: none) */
+	const char *(*drop_name)(void *ctx, unsigned reason);
+	void *drop_name_ctx;
+	struct dp_prog_stats prog; /* the XDP program's counters */
 };
 
 /* Sets s->ep, s->dp and s->sock to the sums of the n workers' counters

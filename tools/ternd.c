@@ -665,6 +665,7 @@ static void publish(struct worker *w, uint64_t req)
 	tern_endpoint_stats(w->ep, &m.ep);
 	d->dp.dp->ops->stats(d->dp.dp, w->id, &m.dp);
 	dp_sock_stats(&d->dp, w->id, &m.sock);
+	dp_queue_stats(&d->dp, w->id, &m.q);
 	m.w = w->w.st;
 	pthread_mutex_lock(&w->pub.mu);
 	w->pub.m = m;
@@ -799,6 +800,11 @@ static void pause_briefly(void)
 	nanosleep(&ts, NULL);
 }
 
+static const char *drop_name(void *ctx, unsigned reason)
+{
+	return dp_drop_name(&((struct ternd *)ctx)->dp, reason);
+}
+
 /* Fresh counters for /metrics: every worker publishes at its next loop
  * turn; one stuck in a long burst is read as it last published. */
 static void snapshot(void *arg, struct metrics_snapshot *s)
@@ -825,6 +831,9 @@ static void snapshot(void *arg, struct metrics_snapshot *s)
 	s->datapath = d->dp.name;
 	s->n_workers = d->n;
 	s->workers = d->agg;
+	s->drop_name = drop_name;
+	s->drop_name_ctx = d;
+	dp_prog_stats(&d->dp, &s->prog);
 }
 
 static void setup_metrics(struct ternd *d)

@@ -42,4 +42,10 @@ txd=$(mval "$WORK/m1" 'tern_datapath_tx_dropped_total{datapath="dpdk"}')
 [ "$tx" -gt 35000 ] || fail "the dpdk datapath counted $tx datagrams sent for 50 MiB"
 [ "$rx" -gt 0 ] || fail "the dpdk datapath counted no datagram received"
 note "datapath: $rx datagrams received, $tx sent, $txd lost on the way out"
+# per-queue L2/L3 answers and drop reasons (issue 6): arping and ping above
+arp=$(mval "$WORK/m1" 'tern_datapath_replies_total{worker="0",kind="arp"}')
+echo_=$(mval "$WORK/m1" 'tern_datapath_replies_total{worker="0",kind="echo"}')
+[ "$arp" -ge 1 ] || fail "no ARP reply counted on queue 0"
+[ "$echo_" -ge 1 ] || fail "no ICMP echo reply counted on queue 0"
+grep -q '^tern_datapath_dropped_total{worker="0",why=' "$WORK/m1" || fail "/metrics has no per-queue drop reasons"
 stop_ternd

@@ -54,6 +54,12 @@ tx=$(mval "$WORK/m1" 'tern_datapath_tx_packets_total{datapath="xdp"}')
 [ "$tx" -gt 35000 ] || fail "the xdp datapath counted $tx datagrams sent for 50 MiB"
 [ "$rx" -gt 0 ] || fail "the xdp datapath counted no datagram received"
 note "datapath: $rx datagrams received, $tx sent"
+# the XDP program's own verdicts (per-CPU map, issue 7): what reached ternd
+# went through its redirect, and the kernel's share (ping, TCP) was passed
+redir=$(mval "$WORK/m1" 'tern_xdp_program_packets_total{action="redirected"}')
+passed=$(mval "$WORK/m1" 'tern_xdp_program_packets_total{action="passed"}')
+[ "$redir" -ge "$rx" ] || fail "the XDP program counted $redir redirects for $rx datagrams received"
+[ "$passed" -gt 0 ] || fail "the XDP program counted nothing passed to the kernel, yet ping and TCP worked"
 
 stop_ternd
 for _ in $(seq 20); do [ -z "$(topo_xdp_prog)" ] && break; sleep 0.1; done
