@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -1415,5 +1416,78 @@ Test(endpoint, handshake_through_a_retry_then_a_new_token_arrives)
 	tern_conn_stats(n.conn, &cs);
 	cr_assert_eq(cs.new_tokens_received, 1, "the server sends a NEW_TOKEN after the handshake");
 	net_free(&n);
+	tern_token_key_clear(&tkey);
+}
+
+/* ---- a flood of valid Initials (issue 9: limits hold, memory bounded) ---- */
+
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks;
+}
+
+static void flood_valid_initials(struct tern_endpoint *ep, int n, uint64_t *replies)
+{
+	uint8_t d[1200], reply[TERN_ENDPOINT_REPLY_MAX + 128];
+	for (int i = 0; i < n; i++) {
+		uint8_t dcid[8];
+		memcpy(dcid, &i, sizeof(i));
+		memset(dcid + sizeof(i), 0xf1, sizeof(dcid) - sizeof(i));
+		valid_initial(d, sizeof(d), TERN_VERSION_1, dcid, 8);
+		struct tern_path p = any_path;
+		p.remote.port = (uint16_t)(1024 + i % 60000);
+		*replies += tern_endpoint_recv(ep, d, sizeof(d), &p, T0 + (uint64_t)i * 1000, reply,
+					       sizeof(reply)) > 0;
+	}
+}
+
+Test(endpoint, valid_initial_flood_respects_the_connection_limit)
+{
+	struct tern_endpoint_config cfg;
+	server_config(&cfg, NULL);
+	cfg.max_conns = 100;
+	struct tern_endpoint *ep = ep_make(&cfg, T0);
+	uint64_t replies = 0;
+	size_t before = heap_in_use();
+	flood_valid_initials(ep, 3000, &replies);
+	size_t grown = heap_in_use() - before;
+	struct tern_endpoint_stats st = stats_of(ep);
+	cr_assert_eq(st.conns_created, 100, "never more than max_conns");
+	cr_assert_eq(st.dropped_full, 2900);
+	cr_assert_eq(replies, 0);
+	/* 100 connections in the handshake cost about 75 KB each (bench_memory) */
+	cr_assert_lt(grown, 100 * 150 * 1024, "heap grew by %zu bytes for 100 connections", grown);
+	tern_endpoint_free(ep);
+}
+
+Test(endpoint, valid_initial_flood_respects_the_handshake_limit)
+{
+	struct tern_endpoint_config cfg;
+	server_config(&cfg, NULL);
+	cfg.max_handshakes = 40;
+	struct tern_endpoint *ep = ep_make(&cfg, T0);
+	uint64_t replies = 0;
+	flood_valid_initials(ep, 1000, &replies);
+	struct tern_endpoint_stats st = stats_of(ep);
+	cr_assert_eq(st.conns_created, 40);
+	cr_assert_eq(st.handshakes_in_progress, 40);
+	cr_assert_eq(st.dropped_full, 960);
+	tern_endpoint_free(ep);
+}
+
+Test(endpoint, valid_initial_flood_with_retry_auto_keeps_no_state_past_the_threshold)
+{
+	struct tern_endpoint *ep = retry_server(TERN_RETRY_AUTO, 50);
+	uint64_t replies = 0;
+	size_t before = heap_in_use();
+	flood_valid_initials(ep, 5000, &replies);
+	size_t grown = heap_in_use() - before;
+	struct tern_endpoint_stats st = stats_of(ep);
+	cr_assert_eq(st.conns_created, 50);
+	cr_assert_eq(st.retry_sent, 4950, "every Initial past the threshold gets a stateless Retry");
+	cr_assert_eq(replies, 4950);
+	cr_assert_lt(grown, 50 * 150 * 1024, "Retries cost no memory (heap grew by %zu)", grown);
+	tern_endpoint_free(ep);
 	tern_token_key_clear(&tkey);
 }

@@ -58,6 +58,7 @@
 #include "glue.h"
 #include "metrics.h"
 #include "tern/app.h"
+#include "tern/cc.h"
 #include "tern/endpoint.h"
 #include "tern/lbcid.h"
 #include "tern/reset.h"
@@ -84,6 +85,9 @@ static volatile sig_atomic_t stop_flag; /* the first signal's number */
 struct opts {
 	const char *datapath, *listen, *cert, *key, *docroot, *keylog, *reset_key_file, *metrics, *qlog_dir;
 	const char *retry, *retry_threshold, *server_id, *ifname, *dpdk_eal, *dpdk_port;
+	const char *max_conns_s, *max_hs_s, *cc;
+	uint64_t max_conns, max_hs;
+	int cc_algo;
 	int retry_mode;
 	uint32_t retry_thresh;
 	uint64_t idle_ms;
@@ -161,7 +165,8 @@ static void usage(void)
 	       "             [--retry off|always|auto] [--retry-threshold N] [--server-id HEX]\n"
 	       "             [--reset-key-file FILE] [--reset-rate N] [--reset-burst N]\n"
 	       "             [--metrics ADDR:PORT] [--workers 1..%d] [--interface IFNAME]\n"
-	       "             [--dpdk-eal \"EAL ARGS\"] [--dpdk-port NAME]\n",
+	       "             [--dpdk-eal \"EAL ARGS\"] [--dpdk-port NAME]\n"
+	       "             [--max-connections N] [--max-handshakes N] [--cc cubic|newreno]\n",
 	       MAX_WORKERS);
 	exit(0);
 }
@@ -185,11 +190,12 @@ static const char **value_slot(struct opts *o, const char *a, const char **idle,
 					    "--keylog-file", "--reset-key-file", "--metrics",
 					    "--idle-timeout", "--workers", "--reset-rate", "--reset-burst",
 					    "--qlog-dir", "--retry", "--retry-threshold", "--server-id",
-					    "--interface", "--dpdk-eal", "--dpdk-port"};
+					    "--interface", "--dpdk-eal", "--dpdk-port", "--max-connections",
+					    "--max-handshakes", "--cc"};
 	const char **slots[] = {&o->datapath, &o->listen, &o->cert, &o->key, &o->docroot, &o->keylog,
 				&o->reset_key_file, &o->metrics, idle, workers, rate, burst, &o->qlog_dir,
 				&o->retry, &o->retry_threshold, &o->server_id, &o->ifname,
-				&o->dpdk_eal, &o->dpdk_port};
+				&o->dpdk_eal, &o->dpdk_port, &o->max_conns_s, &o->max_hs_s, &o->cc};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(a, names[i]) == 0)
 			return slots[i];
@@ -256,6 +262,15 @@ static void check_args(struct opts *o, const char *idle, const char *workers, co
 	tern_lbcid_config_init(&lb);
 	if (o->server_id && tern_lbcid_set_server_id_hex(&lb, o->server_id) < 0)
 		die_usage("bad --server-id '%s': expected 1 to 15 bytes in hex", o->server_id);
+	o->max_conns = o->max_conns_s ? parse_count("--max-connections", o->max_conns_s, 1u << 24) : 0;
+	if (o->max_conns_s && o->max_conns == 0)
+		die_usage("bad --max-connections '%s': expected a number from 1 to %u", o->max_conns_s, 1u << 24);
+	o->max_hs = o->max_hs_s ? parse_count("--max-handshakes", o->max_hs_s, UINT32_MAX) : 0;
+	o->cc_algo = TERN_CC_CUBIC;
+	if (o->cc && strcmp(o->cc, "newreno") == 0)
+		o->cc_algo = TERN_CC_NEWRENO;
+	else if (o->cc && strcmp(o->cc, "cubic") != 0)
+		die_usage("bad --cc '%s': expected cubic or newreno", o->cc);
 	o->reset_rate = rate ? parse_count("--reset-rate", rate, 1000000000) : 10000;
 	o->reset_burst = burst ? (uint32_t)parse_count("--reset-burst", burst, UINT32_MAX) : 100;
 }
@@ -576,7 +591,9 @@ static void endpoint_config(struct ternd *d, struct worker *w, struct tern_endpo
 	cfg->gen_cid_ctx = w;
 	cfg->cb = &ep_cbs;
 	cfg->user = w;
-	cfg->max_conns = MAX_CONNS;
+	cfg->max_conns = d->o.max_conns ? share(d->o.max_conns, d->n) : MAX_CONNS;
+	cfg->max_handshakes = (uint32_t)(d->o.max_hs ? share(d->o.max_hs, d->n) : 0);
+	c->cc_algo = d->o.cc_algo;
 	cfg->reset_key = &w->reset_key;
 	cfg->token_key = &w->token_key;
 	cfg->retry = d->o.retry_mode;

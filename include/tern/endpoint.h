@@ -35,7 +35,7 @@ struct tern_endpoint_stats {
 	uint64_t dropped_unparsable;
 	uint64_t dropped_short_initial; /* an Initial under 1200 bytes */
 	uint64_t dropped_bad_initial;   /* DCID under 8 bytes, or it does not open */
-	uint64_t dropped_full;      /* connection limit reached */
+	uint64_t dropped_full;      /* connection or handshake limit reached */
 	uint64_t dropped_failed;    /* creating the connection failed (memory, CID table) */
 	uint64_t retry_sent;        /* an Initial without a token answered with Retry */
 	uint64_t dropped_bad_token; /* a forged, foreign or expired Retry token */
@@ -95,6 +95,7 @@ struct tern_endpoint_config {
 	struct tern_token_key *token_key;
 	enum { TERN_RETRY_OFF, TERN_RETRY_ALWAYS, TERN_RETRY_AUTO } retry;
 	uint32_t retry_threshold;
+	uint32_t max_handshakes; /* handshakes in progress at most; 0: no limit */
 	uint64_t retry_token_lifetime_ns;  /* 0: 10 s */
 	uint64_t new_token_lifetime_ns;    /* 0: 24 h; issuing NEW_TOKEN needs token_key */
 	/* Makes server CIDs (e.g. tern_lbcid_generate naming this worker); NULL:

@@ -449,6 +449,10 @@ static int accept_initial(struct tern_endpoint *ep, const uint8_t *dgram, const 
 		return tv;
 	if (!validated && wants_retry(ep))
 		return TERN_ERR_LIMIT; /* the caller answers with a Retry */
+	if (ep->cfg.max_handshakes && ep->st.handshakes_in_progress >= ep->cfg.max_handshakes) {
+		ep->st.dropped_full++; /* the client tries again: its PTO resends */
+		return TERN_ERR_NOMEM;
+	}
 	struct tern_conn_config cc;
 	struct ep_conn *ec = ec_new(ep, &cc, NULL);
 	int from_retry = tv == TERN_TOKEN_RETRY;
