@@ -1309,7 +1309,7 @@ Test(endpoint, forged_foreign_expired_and_misaddressed_retry_tokens_are_refused)
 	/* forged: random bytes that name themselves a Retry token */
 	memset(tok, 0x33, sizeof(tok));
 	tok[0] = TERN_TOKEN_RETRY;
-	initial_with_token(d, sizeof(d), new_dcid, 8, tok, 60);
+	initial_with_token(d, sizeof(d), new_dcid, 8, tok, sizeof(tok));
 	cr_assert_eq(tern_endpoint_recv(ep, d, sizeof(d), &any_path, T0, reply, sizeof(reply)), 0);
 
 	/* foreign: sealed by a host with another static key */
