@@ -53,7 +53,10 @@ static const struct tern_app_transport_ops transport_ops = {
 static void cb_established(struct tern_conn *c, void *user)
 {
 	struct glue *g = user;
-	(void)c;
+	if (!g->app && g->make_app && g->make_app(g) < 0) {
+		tern_conn_close(c, 0, TERN_QUIC_INTERNAL_ERROR, "out of memory", *g->now);
+		return;
+	}
 	if (g->app)
 		tern_app_on_established(g->app);
 	if (g->on_established)

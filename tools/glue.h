@@ -16,7 +16,11 @@ struct glue {
 	const uint64_t *now; /* the program's clock, for closes the app asks for */
 	/* Optional: called after the app heard that the handshake is done. */
 	void (*on_established)(struct glue *g);
+	/* Optional: makes g->app once the handshake is done, when the app
+	 * depends on the negotiated ALPN (a server serving h3 and perf). */
+	int (*make_app)(struct glue *g);
 	void *user;
+	void *user_worker; /* the program's per-worker state, if it has one */
 	FILE *qlog; /* this connection's qlog trace, when asked for */
 	struct glue *prev, *next; /* the program's list of live connections */
 };

@@ -329,9 +329,11 @@ static void setup_files(struct ternd *d)
 	size_t cert_len, key_len;
 	uint8_t *cert = read_small_file("--cert", d->o.cert, MAX_PEM, &cert_len);
 	uint8_t *key = read_small_file("--key", d->o.key, MAX_PEM, &key_len);
-	const char *alpn[] = {tern_app_alpn(TERN_APP_H3_SERVER)};
+	/* HTTP/3 first; perf (draft-banks-quic-performance) for raw-transport
+	 * benchmarks */
+	const char *alpn[] = {tern_app_alpn(TERN_APP_H3_SERVER), tern_app_alpn(TERN_APP_PERF_SERVER)};
 	char err[256] = "unknown error";
-	if (tern_tls_ctx_new_server(&d->tls, cert, cert_len, key, key_len, alpn, 1, err,
+	if (tern_tls_ctx_new_server(&d->tls, cert, cert_len, key, key_len, alpn, 2, err,
 				    sizeof(err)) < 0)
 		die_usage("--cert %s / --key %s: %s", d->o.cert, d->o.key, err);
 	memset(key, 0, key_len);
@@ -469,22 +471,40 @@ static const struct tern_app_callbacks app_cbs = {
 
 /* ---- the endpoint's hooks (each runs on the worker that owns the shard) ---------- */
 
+/* The application follows the ALPN TLS agreed on: perf or HTTP/3. */
+static int make_app(struct glue *g)
+{
+	const uint8_t *alpn;
+	size_t len;
+	enum tern_app_kind kind = TERN_APP_H3_SERVER;
+	if (tern_conn_alpn(g->conn, &alpn, &len) == 0 && len == 4 && memcmp(alpn, "perf", 4) == 0)
+		kind = TERN_APP_PERF_SERVER;
+	int rv = glue_app_new(g, kind, &app_cbs, g->user);
+	if (rv == 0 && ((struct worker *)g->user_worker)->shutting)
+		tern_app_shutdown(g->app); /* not taking new work: closes it at once */
+	return rv;
+}
+
 static void on_new_conn(struct tern_endpoint *ep, struct tern_conn *c, void *user)
 {
 	struct worker *w = user;
 	(void)ep;
 	struct glue *g = calloc(1, sizeof(*g));
-	if (!g || (g->conn = c, g->now = &w->now, glue_app_new(g, TERN_APP_H3_SERVER, &app_cbs, w->d) < 0)) {
-		free(g);
+	if (!g) {
 		tern_conn_close(c, 0, TERN_QUIC_INTERNAL_ERROR, "out of memory", w->now);
 		return;
 	}
+	g->conn = c;
+	g->now = &w->now;
+	g->user = w->d;
+	g->user_worker = w;
+	g->make_app = make_app;
 	if (w->d->o.qlog_dir)
 		g->qlog = glue_qlog_open(w->d->o.qlog_dir, c);
 	tern_endpoint_conn_set_app(c, g);
 	glue_list_add(&w->conns, g);
-	if (w->shutting)
-		tern_app_shutdown(g->app); /* not taking new work: closes it at once */
+	if (w->shutting) /* still in the handshake: nothing to finish */
+		tern_conn_close(c, 1, TERN_H3_NO_ERROR, "shutting down", w->now);
 }
 
 static void on_conn_free(struct tern_endpoint *ep, struct tern_conn *c, void *app)
@@ -495,7 +515,8 @@ static void on_conn_free(struct tern_endpoint *ep, struct tern_conn *c, void *ap
 	if (!g)
 		return;
 	glue_list_del(&w->conns, g);
-	tern_app_free(g->app);
+	if (g->app)
+		tern_app_free(g->app);
 	if (g->qlog)
 		fclose(g->qlog);
 	free(g);
@@ -705,7 +726,10 @@ static void worker_begin_shutdown(struct worker *w)
 	w->shutdown_end = atomic_load_explicit(&d->shutdown_end, memory_order_relaxed);
 	for (struct glue *g = w->conns, *next; g; g = next) {
 		next = g->next;
-		tern_app_shutdown(g->app);
+		if (g->app)
+			tern_app_shutdown(g->app);
+		else /* still in the handshake: nothing to finish */
+			tern_conn_close(g->conn, 1, TERN_H3_NO_ERROR, "shutting down", w->now);
 	}
 	atomic_store_explicit(&w->shutdown_ack, n + 1, memory_order_release);
 }
