@@ -34,9 +34,11 @@ uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void os_random(void *ctx, uint8_t *buf, size_t len)
+/* The kernel's CSPRNG, drawn 4 KiB at a time per thread: a stateless reset
+ * or a new CID takes tens of bytes, and a getrandom() call per packet would
+ * cost more than the packet. */
+static void fill_from_kernel(uint8_t *buf, size_t len)
 {
-	(void)ctx;
 	while (len > 0) {
 		ssize_t r = getrandom(buf, len, 0);
 		if (r < 0 && errno == EINTR)
@@ -47,6 +49,30 @@ void os_random(void *ctx, uint8_t *buf, size_t len)
 		}
 		buf += r;
 		len -= (size_t)r;
+	}
+}
+
+void os_random(void *ctx, uint8_t *buf, size_t len)
+{
+	static __thread uint8_t pool[4096];
+	static __thread size_t left;
+	(void)ctx;
+	if (len > sizeof(pool) / 2) {
+		fill_from_kernel(buf, len);
+		return;
+	}
+	while (len > 0) {
+		if (left == 0) {
+			fill_from_kernel(pool, sizeof(pool));
+			left = sizeof(pool);
+		}
+		size_t n = len < left ? len : left;
+		uint8_t *src = pool + sizeof(pool) - left;
+		memcpy(buf, src, n);
+		memset(src, 0, n); /* each byte is handed out once */
+		left -= n;
+		buf += n;
+		len -= n;
 	}
 }
 
