@@ -231,3 +231,49 @@ Test(conn, key_update_mid_transfer, .init = setup_pair)
 	cr_assert_geq(cs.pkts_recv, (4u << 20) / 1200, "the data really crossed the link");
 	pair_free(&P);
 }
+
+static int batch_done(struct pair *p, void *arg)
+{
+	(void)p;
+	return cli.streams_done >= *(int *)arg;
+}
+
+Test(conn, more_streams_than_the_initial_limit, .init = setup_pair)
+{
+	/* RFC 9000 §4.6: the server gives credit back as streams finish
+	 * (MAX_STREAMS), and finished streams are freed on both sides */
+	cr_assert(pair_run(&P, both_established, NULL, 2000000000ull));
+	int done = 0, opened = 0;
+	while (done < 300) {
+		uint64_t id;
+		int batch = 0;
+		while (opened < 300 && tern_conn_stream_open(P.cli, 1, &id) == 0) {
+			uint8_t req[8] = {0, 0, 0, 0, 0, 0, 4, 0}; /* 1024 bytes */
+			cr_assert_eq(tern_conn_stream_write(P.cli, id, req, 8, 1), 8);
+			cli.st[slot(&cli, id)].want = 1024;
+			opened++;
+			batch++;
+			if (cli.n == MAX_STREAMS)
+				break;
+		}
+		cr_assert_gt(batch, 0, "no stream credit after %d streams: MAX_STREAMS never came", opened);
+		done = opened;
+		cr_assert(pair_run(&P, batch_done, &done, 30ull * 1000000000ull), "only %d of %d finished",
+			  cli.streams_done, done);
+		check_streams();
+		/* the next batch reuses the slots */
+		memset(cli.st, 0, sizeof(cli.st));
+		memset(srv.st, 0, sizeof(srv.st));
+		cli.n = srv.n = 0;
+	}
+	pair_run(&P, NULL, NULL, 200000000ull); /* the last acknowledgements */
+	struct tern_conn_stats cs, ss;
+	tern_conn_stats(P.cli, &cs);
+	tern_conn_stats(P.srv, &ss);
+	cr_assert_eq(cli.streams_done, 300);
+	cr_assert_lt(ss.streams_open, 8, "the server freed finished streams (%lu held)",
+		     (unsigned long)ss.streams_open);
+	cr_assert_lt(cs.streams_open, 8, "the client freed finished streams (%lu held)",
+		     (unsigned long)cs.streams_open);
+	pair_free(&P);
+}

@@ -200,6 +200,7 @@ struct tern_conn_stats {
 	uint64_t key_updates;
 	uint64_t mtu;
 	uint64_t new_tokens_received;
+	uint64_t streams_open; /* streams still held (finished ones are freed) */
 	uint64_t ecn_ce_seen;
 	int ecn_state; /* 0 testing, 1 capable, 2 failed */
 };

@@ -216,8 +216,8 @@ static struct tern_conn *conn_alloc(const struct tern_conn_config *cfg, const st
 	c->max_ack_delay_ns = (uint64_t)c->cfg.tparams.max_ack_delay * NS_PER_MS;
 	const struct tern_tparams *tp = &c->cfg.tparams;
 	c->max_data_recv = c->recv_window = tp->initial_max_data;
-	c->max_bidi_local = tp->initial_max_streams_bidi;
-	c->max_uni_local = tp->initial_max_streams_uni;
+	c->max_bidi_local = c->sent_max_bidi = tp->initial_max_streams_bidi;
+	c->max_uni_local = c->sent_max_uni = tp->initial_max_streams_uni;
 	c->next_bidi = c->is_server ? 1 : 0;
 	c->next_uni = c->is_server ? 3 : 2;
 	c->idle_timeout_ns = tp->max_idle_timeout ? tp->max_idle_timeout * NS_PER_MS : UINT64_MAX / 2;
@@ -476,6 +476,8 @@ static int on_stream_frame(struct tern_conn *c, const struct tern_frame *f)
 	if (rv < 0)
 		return rv;
 	update_credit(c, s);
+	if ((s = stream_find(c, f->stream.stream_id)))
+		stream_check_done(c, s);
 	return 0;
 }
 
@@ -645,6 +647,8 @@ static int on_stream_ctl(struct tern_conn *c, const struct tern_frame *f)
 			s->recv.final_size = f->reset_stream.final_size;
 			if (c->cb && c->cb->on_stream_reset)
 				c->cb->on_stream_reset(c, c->user, id, f->reset_stream.error_code);
+			if ((s = stream_find(c, id)))
+				stream_check_done(c, s);
 		}
 	} else if (f->type == TERN_FRAME_STOP_SENDING) {
 		if (!s->send_closed) {
@@ -1290,5 +1294,6 @@ void tern_conn_stats(const struct tern_conn *c, struct tern_conn_stats *st)
 	st->min_rtt_ns = c->rtt.min_rtt;
 	st->cwnd = tern_cc_cwnd(&c->cc);
 	st->mtu = c->mtu;
+	st->streams_open = c->n_streams;
 	st->ecn_state = c->ecn_state;
 }

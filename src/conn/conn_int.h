@@ -79,6 +79,7 @@ struct stream {
 	uint8_t pending_max_stream_data, pending_reset, pending_stop, blocked_sent;
 	uint64_t reset_code, stop_code;
 	uint8_t queued; /* on the send queue */
+	uint8_t can_recv, can_send; /* the directions this stream has at all */
 	struct stream *next_send;
 };
 
@@ -217,6 +218,8 @@ struct tern_conn {
 	uint64_t max_bidi_local, max_uni_local; /* streams the peer may open (counts) */
 	uint64_t opened_bidi_remote, opened_uni_remote;
 	uint8_t pending_max_streams_bidi, pending_max_streams_uni;
+	uint64_t closed_bidi_remote, closed_uni_remote; /* finished, for MAX_STREAMS */
+	uint64_t sent_max_bidi, sent_max_uni;            /* what MAX_STREAMS said last */
 
 	/* connection flow control */
 	uint64_t max_data_send, data_sent;
@@ -303,6 +306,9 @@ struct stream *stream_find(struct tern_conn *c, uint64_t id);
 int stream_get_or_open_remote(struct tern_conn *c, uint64_t id, struct stream **out);
 struct stream *stream_new(struct tern_conn *c, uint64_t id);
 void stream_queue(struct tern_conn *c, struct stream *s);
+/* Frees a stream once both its directions are finished (and it is not on
+ * the send queue); a peer's stream gives its MAX_STREAMS credit back. */
+void stream_check_done(struct tern_conn *c, struct stream *s);
 void streams_free(struct tern_conn *c);
 
 /* recovery.c */

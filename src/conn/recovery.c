@@ -126,10 +126,13 @@ static void on_packet_acked(struct tern_conn *c, int ep, struct sent_pkt *p)
 		struct sendbuf *b = chunk_sendbuf(c, ep, ch, &s);
 		if (!b)
 			continue;
-		uint64_t before = b->acked;
+		uint64_t before = b->acked, id = s ? s->id : 0;
 		sendbuf_on_acked(b, ch->offset, ch->len, ch->fin);
 		if (s && b->acked != before && c->cb && c->cb->on_stream_writable)
-			c->cb->on_stream_writable(c, c->user, s->id);
+			c->cb->on_stream_writable(c, c->user, id);
+		/* the callback may have closed or freed nothing, but look again */
+		if (s && (s = stream_find(c, id)))
+			stream_check_done(c, s);
 	}
 }
 

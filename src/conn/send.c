@@ -385,6 +385,8 @@ static void write_streams(struct tern_conn *c, struct pkt_build *b)
 		s->queued = 0;
 		if (stream_wants_send(c, s))
 			stream_queue(c, s);
+		else
+			stream_check_done(c, s);
 		if (!done)
 			break;
 	}

@@ -411,6 +411,8 @@ struct stream *stream_new(struct tern_conn *c, uint64_t id)
 	}
 	s->send_closed = !can_send;
 	s->recv_closed = !can_recv;
+	s->can_send = (uint8_t)can_send;
+	s->can_recv = (uint8_t)can_recv;
 	s->max_send = initial_max_send(c, id, s->local);
 	s->max_recv = initial_max_recv(c, id, s->local);
 	s->recv_window = s->max_recv;
@@ -433,6 +435,57 @@ void streams_free(struct tern_conn *c)
 	free(c->streams);
 	c->streams = NULL;
 	c->n_streams = c->cap_streams = 0;
+}
+
+static int stream_finished(const struct stream *s)
+{
+	int recv_done = !s->can_recv || s->recv.fin_delivered || s->recv_closed;
+	/* the FIN's packet may be acknowledged before earlier data is */
+	int send_done = !s->can_send || (s->send.fin_acked && s->send.acked == s->send.written) ||
+			(s->send_closed && !s->pending_reset);
+	return recv_done && send_done && !s->pending_stop && !s->pending_max_stream_data;
+}
+
+/* RFC 9000 §4.6: credit for new streams comes back as the peer's streams
+ * finish, sent in batches of a quarter of the initial limit. */
+static void give_stream_credit(struct tern_conn *c, int bidi)
+{
+	uint64_t initial = bidi ? c->cfg.tparams.initial_max_streams_bidi : c->cfg.tparams.initial_max_streams_uni;
+	uint64_t closed = bidi ? c->closed_bidi_remote : c->closed_uni_remote;
+	uint64_t *max = bidi ? &c->max_bidi_local : &c->max_uni_local;
+	uint64_t *sent = bidi ? &c->sent_max_bidi : &c->sent_max_uni;
+	uint64_t want = initial + closed;
+	if (want > TERN_MAX_STREAMS_LIMIT)
+		want = TERN_MAX_STREAMS_LIMIT;
+	*max = want;
+	uint64_t step = initial / 4 ? initial / 4 : 1;
+	if (*max >= *sent + step) {
+		*sent = *max;
+		if (bidi)
+			c->pending_max_streams_bidi = 1;
+		else
+			c->pending_max_streams_uni = 1;
+	}
+}
+
+void stream_check_done(struct tern_conn *c, struct stream *s)
+{
+	if (s->queued || !stream_finished(s))
+		return;
+	for (size_t i = 0; i < c->n_streams; i++) {
+		if (c->streams[i] != s)
+			continue;
+		c->streams[i] = c->streams[--c->n_streams];
+		break;
+	}
+	if (!s->local) {
+		if (s->bidi)
+			c->closed_bidi_remote++;
+		else
+			c->closed_uni_remote++;
+		give_stream_credit(c, s->bidi);
+	}
+	stream_destroy(s);
 }
 
 void stream_queue(struct tern_conn *c, struct stream *s)
