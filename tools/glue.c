@@ -102,14 +102,14 @@ static void cb_writable(struct tern_conn *c, void *user, uint64_t id)
 		tern_app_on_stream_writable(APP(user), id);
 }
 
-const struct tern_conn_callbacks glue_conn_callbacks = {
-	.on_established = cb_established,
-	.on_stream_open = cb_stream_open,
-	.on_stream_data = cb_stream_data,
-	.on_stream_reset = cb_stream_reset,
-	.on_stop_sending = cb_stop_sending,
-	.on_stream_writable = cb_writable,
-};
+/* The callbacks both tables share; the qlog one adds on_qlog, which makes
+ * the engine format records, so it is only installed when asked for. */
+#define GLUE_CALLBACKS                                                                 \
+	.on_established = cb_established, .on_stream_open = cb_stream_open,              \
+	.on_stream_data = cb_stream_data, .on_stream_reset = cb_stream_reset,            \
+	.on_stop_sending = cb_stop_sending, .on_stream_writable = cb_writable
+
+const struct tern_conn_callbacks glue_conn_callbacks = {GLUE_CALLBACKS};
 
 static int cb_qlog(struct tern_conn *c, void *user, const char *rec, size_t len)
 {
@@ -121,15 +121,7 @@ static int cb_qlog(struct tern_conn *c, void *user, const char *rec, size_t len)
 	return 0;
 }
 
-const struct tern_conn_callbacks glue_conn_callbacks_qlog = {
-	.on_established = cb_established,
-	.on_stream_open = cb_stream_open,
-	.on_stream_data = cb_stream_data,
-	.on_stream_reset = cb_stream_reset,
-	.on_stop_sending = cb_stop_sending,
-	.on_stream_writable = cb_writable,
-	.on_qlog = cb_qlog,
-};
+const struct tern_conn_callbacks glue_conn_callbacks_qlog = {GLUE_CALLBACKS, .on_qlog = cb_qlog};
 
 FILE *glue_qlog_open(const char *dir, const struct tern_conn *c)
 {

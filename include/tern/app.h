@@ -212,6 +212,10 @@ struct tern_app {
 
 struct tern_app_stream *tern_app_stream_find(struct tern_app *app, uint64_t id);
 struct tern_app_stream *tern_app_stream_add(struct tern_app *app, uint64_t id);
+/* Opens a bidirectional request stream and its record; resets the stream
+ * with reset_code when the record cannot be made. */
+int tern_app_open_request(struct tern_app *app, uint64_t reset_code, uint64_t *id,
+			  struct tern_app_stream **out);
 void tern_app_stream_remove(struct tern_app *app, struct tern_app_stream *s);
 void tern_app_close(struct tern_app *app, uint64_t code, const char *reason);
 void tern_app_maybe_finish(struct tern_app *app);

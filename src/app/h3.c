@@ -75,6 +75,20 @@ static void table_grow(struct tern_app *app)
 	app->nbuckets = n;
 }
 
+int tern_app_open_request(struct tern_app *app, uint64_t reset_code, uint64_t *id,
+			  struct tern_app_stream **out)
+{
+	int rv = app->ops->stream_open(app->t, 1, id);
+	if (rv < 0)
+		return rv;
+	*out = tern_app_stream_add(app, *id);
+	if (!*out) {
+		app->ops->stream_reset(app->t, *id, reset_code);
+		return TERN_ERR_NOMEM;
+	}
+	return 0;
+}
+
 struct tern_app_stream *tern_app_stream_add(struct tern_app *app, uint64_t id)
 {
 	struct tern_app_stream *s = app->mem->calloc(1, sizeof(*s), app->mem->user_data);
@@ -810,14 +824,10 @@ int tern_app_h3_request_method(struct tern_app *app, const char *method,
 	if (app->closed || !app->established || app->shutting_down || app->goaway_rx)
 		return TERN_ERR_STATE;
 	uint64_t id;
-	int rv = app->ops->stream_open(app->t, 1, &id);
+	struct tern_app_stream *s;
+	int rv = tern_app_open_request(app, TERN_H3_REQUEST_CANCELLED, &id, &s);
 	if (rv < 0)
 		return rv;
-	struct tern_app_stream *s = tern_app_stream_add(app, id);
-	if (!s) {
-		app->ops->stream_reset(app->t, id, TERN_H3_REQUEST_CANCELLED);
-		return TERN_ERR_NOMEM;
-	}
 	s->reported = 1; /* nothing to report until submitted */
 	nghttp3_nv nva[] = {
 		{(uint8_t *)":method", (uint8_t *)(uintptr_t)method, 7, strlen(method), 0},

@@ -205,14 +205,10 @@ int tern_app_perf_request(struct tern_app *app, uint64_t download_bytes, uint64_
 	if (app->closed || !app->established || app->shutting_down)
 		return TERN_ERR_STATE;
 	uint64_t id;
-	int rv = app->ops->stream_open(app->t, 1, &id);
+	struct tern_app_stream *s;
+	int rv = tern_app_open_request(app, TERN_PERF_REQUEST_ERROR, &id, &s);
 	if (rv < 0)
 		return rv;
-	struct tern_app_stream *s = tern_app_stream_add(app, id);
-	if (!s) {
-		app->ops->stream_reset(app->t, id, TERN_PERF_REQUEST_ERROR);
-		return TERN_ERR_NOMEM;
-	}
 	s->want = download_bytes;
 	s->upload = upload_bytes;
 	put_u64(s->hdr, download_bytes);
