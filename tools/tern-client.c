@@ -48,6 +48,7 @@ struct url {
 struct client {
 	int insecure;
 	double tx_loss, rx_loss; /* simulated datagram loss, for tests */
+	double corrupt;          /* received datagrams cut short or with a bit flipped */
 	uint64_t loss_rng;
 	unsigned long repeat;
 	const char *ca_file, *keylog_file;
@@ -130,11 +131,11 @@ static void parse_args(int argc, char **argv, struct client *cl)
 		}
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			printf("usage: tern-client [--insecure] [--ca FILE] [-n N] [--keylog-file FILE]\n"
-			       "                   [--tx-loss P] [--rx-loss P] URL...\n");
+			       "                   [--tx-loss P] [--rx-loss P] [--corrupt P] URL...\n");
 			exit(0);
 		}
 		if (strcmp(a, "-n") != 0 && strcmp(a, "--keylog-file") != 0 && strcmp(a, "--ca") != 0 &&
-		    strcmp(a, "--tx-loss") != 0 && strcmp(a, "--rx-loss") != 0)
+		    strcmp(a, "--tx-loss") != 0 && strcmp(a, "--rx-loss") != 0 && strcmp(a, "--corrupt") != 0)
 			die_usage("unknown argument '%s' (try --help)", a);
 		if (i + 1 >= argc)
 			die_usage("%s needs a value", a);
@@ -147,12 +148,13 @@ static void parse_args(int argc, char **argv, struct client *cl)
 				die_usage("bad -n '%s': expected a count from 1 to 1000000", v);
 		} else if (strcmp(a, "--ca") == 0) {
 			cl->ca_file = v;
-		} else if (strcmp(a, "--tx-loss") == 0 || strcmp(a, "--rx-loss") == 0) {
+		} else if (strcmp(a, "--tx-loss") == 0 || strcmp(a, "--rx-loss") == 0 ||
+			   strcmp(a, "--corrupt") == 0) {
 			char *end;
 			double pr = strtod(v, &end);
 			if (*end || end == v || !(pr >= 0.0 && pr <= 1.0))
 				die_usage("bad %s '%s': expected a probability from 0 to 1", a, v);
-			*(a[2] == 't' ? &cl->tx_loss : &cl->rx_loss) = pr;
+			*(a[2] == 't' ? &cl->tx_loss : a[2] == 'r' ? &cl->rx_loss : &cl->corrupt) = pr;
 		} else {
 			cl->keylog_file = v;
 		}
@@ -391,6 +393,19 @@ static int lose(struct client *cl, double p)
 	return (double)(cl->loss_rng >> 11) / 9007199254740992.0 < p;
 }
 
+/* Fault injection for soak tests: cut a datagram at a random length or
+ * flip one random bit of it. */
+static void maybe_corrupt(struct client *cl, struct tern_dp_pkt *p)
+{
+	if (!lose(cl, cl->corrupt) || p->len == 0)
+		return;
+	lose(cl, 1.0); /* advance the generator */
+	if (cl->loss_rng & 1)
+		p->len = (uint32_t)((cl->loss_rng >> 8) % p->len);
+	else
+		p->data[(cl->loss_rng >> 8) % p->len] ^= (uint8_t)(1u << ((cl->loss_rng >> 4) & 7));
+}
+
 static void rx_all(struct client *cl)
 {
 	struct tern_dp_pkt pkts[TERN_DP_BURST];
@@ -399,6 +414,7 @@ static void rx_all(struct client *cl)
 		for (int i = 0; i < n; i++) {
 			if (lose(cl, cl->rx_loss))
 				continue;
+			maybe_corrupt(cl, &pkts[i]);
 			if (!cl->have_spare)
 				cl->have_spare =
 					cl->dp->ops->tx_alloc(cl->dp, 0, &cl->spare, TERN_DP_MAX_PAYLOAD) == 0;
