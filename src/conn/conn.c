@@ -1102,7 +1102,6 @@ uint64_t tern_conn_next_timeout(const struct tern_conn *c)
 
 void tern_conn_handle_timeout(struct tern_conn *c, uint64_t now)
 {
-	if (getenv("TERN_DBG")) fprintf(stderr, "T %s now=%.3f st=%d hc=%d conf=%d pto=%u loss_timer=%.3f hs_inflight=%u,%u,%u disc=%d%d%d txr=%d%d%d probes=%u%u%u crypto_pend=%d%d%d\n", c->is_server?"srv":"cli", now/1e9, c->state, c->handshake_complete, c->handshake_confirmed, c->pto_count, c->loss_timer==UINT64_MAX?-1.0:c->loss_timer/1e9, c->sp[0].eliciting_in_flight, c->sp[1].eliciting_in_flight, c->sp[2].eliciting_in_flight, c->sp[0].discarded, c->sp[1].discarded, c->sp[2].discarded, c->sp[0].tx_ready, c->sp[1].tx_ready, c->sp[2].tx_ready, c->probes_pending[0], c->probes_pending[1], c->probes_pending[2], c->sp[0].discarded?0:sendbuf_has_pending(&c->sp[0].crypto_send, UINT64_MAX), c->sp[1].discarded?0:sendbuf_has_pending(&c->sp[1].crypto_send, UINT64_MAX), 0);
 	c->now = now;
 	if (c->state >= TERN_CONN_CLOSING) {
 		if (now >= c->close_deadline)
