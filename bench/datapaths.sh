@@ -44,7 +44,7 @@ die() { say "error: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, veth, XDP, DPDK)"
 for p in gtlsclient gtlsserver python3 ip ethtool; do command -v $p >/dev/null || die "$p is not installed"; done
-ternd=$build/tools/ternd certs=$build/tests bench_core=$build/bench/bench_core tern_bench=$build/bench/tern-bench
+ternd=$build/tools/ternd certs=$build/tests bench_core=$build/bench/bench_core tern_bench=$build/tools/tern-bench
 for f in "$ternd" "$bench_core"; do [ -x "$f" ] || die "$f is missing: build $build first"; done
 [ -f "$certs/ec-cert.pem" ] || ninja -C "$build" tests/ec-cert.pem >/dev/null || die "no test certificates in $certs"
 # shellcheck source=../tests/interop/topo.sh

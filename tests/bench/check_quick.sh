@@ -18,7 +18,7 @@ fail() { echo "bench_quick: FAIL: $*" >&2; exit 1; }
 for p in gtlsserver gnuplot python3 ss; do
 	command -v $p >/dev/null 2>&1 || { echo "bench_quick: SKIP: $p is not installed" >&2; exit 77; }
 done
-LG=$build/bench/tern-bench
+LG=$build/tools/tern-bench
 work=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench-test.XXXXXX") || exit 2
 trap 'rm -rf "$work"' EXIT
 
