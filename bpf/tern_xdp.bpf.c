@@ -33,6 +33,8 @@ const volatile __u32 cfg_n_queues = 1;
 const volatile __u16 cfg_port4 = 0;
 const volatile __u32 cfg_addr4 = 0;
 const volatile __u16 cfg_port6 = 0;
+/* Ports port..port+cfg_n_ports-1 (host order count) are all ours. */
+const volatile __u16 cfg_n_ports = 1;
 const volatile __u8 cfg_any6 = 1;
 const volatile __u32 cfg_addr6[4] = {0, 0, 0, 0};
 
@@ -108,7 +110,7 @@ static __always_inline int udp_verdict(struct xdp_md *ctx, struct udphdr *udp, v
 {
 	if ((void *)(udp + 1) > end)
 		return pass();
-	if (udp->dest != port)
+	if ((__u16)(bpf_ntohs(udp->dest) - bpf_ntohs(port)) >= cfg_n_ports)
 		return pass();
 	__u32 udp_len = bpf_ntohs(udp->len);
 	/* A UDP length the frame cannot hold is the kernel's to drop. */

@@ -594,6 +594,11 @@ static int check_config(const struct tern_xdp_config *cfg, char *err, size_t err
 				i);
 			return TERN_ERR_INVAL;
 		}
+		if ((uint32_t)a->port + (cfg->n_ports ? cfg->n_ports : 1) > 65536) {
+			tern_errf(err, errlen, "listen ports %u..%u: past 65535", a->port,
+				  a->port + cfg->n_ports - 1);
+			return TERN_ERR_INVAL;
+		}
 	}
 	if (cfg->n_queues > TERN_XDP_MAX_QUEUES) {
 		tern_errf(err, errlen, "%u queues: at most %u", cfg->n_queues, TERN_XDP_MAX_QUEUES);
@@ -695,6 +700,7 @@ static int prog_load(struct xdp_dp *x, const struct tern_xdp_config *cfg, char *
 	}
 	struct tern_xdp__rodata *ro = x->skel->rodata;
 	ro->cfg_n_queues = x->dp.n_queues;
+	ro->cfg_n_ports = (uint16_t)(cfg->n_ports ? cfg->n_ports : 1);
 	for (unsigned i = 0; i < cfg->n_listen; i++) {
 		const struct tern_addr *a = &cfg->listen[i];
 		if (a->family == 4) {

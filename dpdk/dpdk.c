@@ -756,7 +756,13 @@ static int parse_config(struct dpdk_dp *d, const struct tern_dpdk_config *cfg, c
 		tern_errf(err, errlen, "vlan_id %u: expected 0..4094", cfg->vlan_id);
 		return TERN_ERR_INVAL;
 	}
+	if ((uint32_t)cfg->udp_port + (cfg->udp_ports ? cfg->udp_ports : 1) > 65536) {
+		tern_errf(err, errlen, "udp ports %u..%u: past 65535", cfg->udp_port,
+			  cfg->udp_port + cfg->udp_ports - 1);
+		return TERN_ERR_INVAL;
+	}
 	d->ifc.port = cfg->udp_port;
+	d->ifc.n_ports = cfg->udp_ports ? cfg->udp_ports : 1;
 	d->ifc.vlan = cfg->vlan_id;
 	unsigned ho = cfg->handoff_slots ? cfg->handoff_slots : 1024;
 	unsigned ne = cfg->neigh_entries ? cfg->neigh_entries : 4096;

@@ -211,7 +211,8 @@ static int rx_udp(const struct tern_net_if *ifc, const uint8_t *frame, int famil
 	size_t ulen = tern_get_u16(udp + 4);
 	if (ulen < TERN_NET_UDP_LEN || ulen > l4len)
 		return drop(out, TERN_DPDK_DROP_MALFORMED);
-	if (tern_get_u16(udp + 2) != ifc->port)
+	uint16_t dport = tern_get_u16(udp + 2);
+	if ((uint16_t)(dport - ifc->port) >= (ifc->n_ports ? ifc->n_ports : 1))
 		return drop(out, TERN_DPDK_DROP_WRONG_PORT);
 	if (hint->l4_csum == TERN_NET_CSUM_BAD)
 		return drop(out, TERN_DPDK_DROP_BAD_CHECKSUM);
@@ -231,7 +232,7 @@ static int rx_udp(const struct tern_net_if *ifc, const uint8_t *frame, int famil
 	out->len = (uint32_t)(ulen - TERN_NET_UDP_LEN);
 	out->ecn = ecn;
 	set_addr(&out->path.remote, family, src, tern_get_u16(udp));
-	set_addr(&out->path.local, family, dst, ifc->port);
+	set_addr(&out->path.local, family, dst, dport);
 	learn(out, family, src, out->path.remote.port, frame + 6);
 	return TERN_NET_UDP;
 }

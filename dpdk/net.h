@@ -31,6 +31,7 @@ struct tern_net_if {
 	uint8_t ip4[4];
 	uint8_t ip6[16];
 	uint16_t port; /* UDP listen port, host order */
+	uint16_t n_ports; /* ports port..port+n_ports-1 are ours; 0 counts as 1 */
 	uint16_t vlan; /* 0: untagged */
 };
 

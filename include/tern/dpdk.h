@@ -68,6 +68,9 @@ struct tern_dpdk_config {
 	const char *addr4;   /* listen IPv4 ("198.18.0.1"), NULL for none */
 	const char *addr6;   /* listen IPv6 ("2001:2::1"), NULL for none */
 	uint16_t udp_port;   /* listen UDP port (not 0) */
+	/* Ports udp_port..udp_port+udp_ports-1 are all ours (a load generator
+	 * telling flows apart by port); 0 means 1. */
+	uint16_t udp_ports;
 	uint16_t vlan_id;    /* 1..4094 to send and accept one 802.1Q tag; 0: untagged */
 	unsigned rx_desc, tx_desc; /* per queue; 0 means 1024 */
 	unsigned n_mbufs;    /* 0: sized from queues and descriptors (see dpdk.c) */

@@ -39,6 +39,9 @@ struct tern_xdp_config {
 	 * address of that family on the interface. */
 	struct tern_addr listen[2];
 	unsigned n_listen;
+	/* Ports listen[i].port..+n_ports-1 are all steered (a load generator
+	 * telling flows apart by port); 0 means 1. */
+	unsigned n_ports;
 	unsigned n_queues;  /* RX queues 0..n_queues-1 (256 at most), one socket each; 0 means 1 */
 	unsigned ring_size; /* frames per ring, power of 2 (64..16384); 0 means 2048 */
 	int replace;        /* replace an XDP program attached through netlink */

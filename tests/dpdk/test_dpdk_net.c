@@ -356,6 +356,31 @@ Test(dpdk_net, udp4_checksum_rules)
 	cr_assert_eq(rx_hint(&a, f, n, &goodip, &r), TERN_NET_UDP);
 }
 
+/* A load generator tells its flows apart by local port: a range of ports
+ * is ours, the destination port is the path's local port, and the ports
+ * either side of the range are not ours. */
+Test(dpdk_net, udp_port_range)
+{
+	struct tern_net_if a = if_a();
+	uint8_t f[BUF];
+	size_t n = unhex(UDP4_ECT1, f); /* to port 4433 */
+	struct tern_net_rx r;
+	a.port = 4430;
+	a.n_ports = 4; /* 4430..4433 */
+	cr_assert_eq(rx(&a, f, n, &r), TERN_NET_UDP);
+	cr_assert_eq(r.path.local.port, 4433);
+	cr_assert_eq(r.path.remote.port, 5555);
+	a.n_ports = 3; /* 4430..4432 */
+	assert_drop(&a, f, n, TERN_DPDK_DROP_WRONG_PORT);
+	a.port = 4434;
+	a.n_ports = 100; /* above 4433 */
+	assert_drop(&a, f, n, TERN_DPDK_DROP_WRONG_PORT);
+	a.port = 4433;
+	a.n_ports = 0; /* counts as one */
+	cr_assert_eq(rx(&a, f, n, &r), TERN_NET_UDP);
+	cr_assert_eq(r.path.local.port, 4433);
+}
+
 Test(dpdk_net, udp4_drops_by_reason)
 {
 	struct tern_net_if a = if_a();

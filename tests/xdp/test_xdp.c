@@ -572,6 +572,32 @@ Test(xdp, only_the_listen_address_is_steered, .init = setup, .fini = teardown)
 	close(s);
 }
 
+/* A load generator tells its flows apart by local port: every port of the
+ * range is steered, and reaches us as the path's local port; the port past
+ * the range stays the kernel's. */
+Test(xdp, a_port_range_is_steered, .init = setup, .fini = teardown)
+{
+	struct tern_xdp_config cfg;
+	base_cfg(&cfg, 4, net.host4);
+	cfg.n_ports = 3; /* PORT..PORT+2 */
+	open_dp(&cfg);
+	int s = ns_udp(4, 5559);
+	struct tern_dp_pkt p[1];
+	for (uint16_t i = 0; i < 3; i++) {
+		send_to(s, 4, net.host4, (uint16_t)(PORT + i), "\x40range", 6);
+		cr_assert_eq(dp_recv(0, p, 1, 2000), 1, "port PORT+%u not steered", i);
+		cr_assert_eq(p[0].path.local.port, PORT + i);
+		dp->ops->rx_release(dp, 0, p, 1);
+	}
+	int k = host_udp(net.host4, PORT + 3);
+	send_to(s, 4, net.host4, PORT + 3, "\x40kernel", 7);
+	char buf[16];
+	cr_assert_eq(recv(k, buf, sizeof(buf), 0), 7, "the port past the range is the kernel's");
+	cr_assert_eq(dp_recv(0, p, 1, 100), 0);
+	close(k);
+	close(s);
+}
+
 struct drop_case {
 	size_t len;
 	uint8_t first;
