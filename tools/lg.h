@@ -24,6 +24,12 @@ struct lg_opts {
 	const char *target_text;
 	struct tern_addr target;
 	const char *datapath;
+	const char *local_text; /* --local ADDR:PORT */
+	struct tern_addr local;
+	const char *ifname;     /* --interface (xdp) */
+	const char *dpdk_eal, *dpdk_port;
+	int has_peer_mac;
+	uint8_t peer_mac[6];
 	const char *json;
 	const char *label;
 	const char *ca;
@@ -103,19 +109,24 @@ int lg_json_close(struct lg_json *j, double elapsed_s, const char *stopped_by);
 
 struct lg_dp {
 	struct tern_datapath *dp;
-	struct tern_addr local;
-	int fd; /* socket datapath: for poll; -1 for busy-polled ones */
+	struct tern_addr local; /* the first of n_ports local ports */
+	unsigned n_ports;
+	int fd; /* for poll; -1 for busy-polled ones (DPDK) */
 };
 
-/* Opens one queue of the datapath named in o->datapath, bound to an
- * ephemeral local address of the target's family. 0, or -1 after one line
- * on stderr. */
-int lg_dp_open(struct lg_dp *d, const struct lg_opts *o);
+/* Opens queue 0 of the datapath named in o->datapath. The socket one binds
+ * --local (or an ephemeral port on the loopback or wildcard address of the
+ * target's family) and takes n_ports 1. DPDK and XDP own the ports
+ * --local..--local+n_ports-1 and know the target's MAC (from --peer-mac,
+ * or resolved by ARP before this returns: before the clock starts). 0, or
+ * -1 after one line on stderr. */
+int lg_dp_open(struct lg_dp *d, const struct lg_opts *o, unsigned n_ports);
 void lg_dp_close(struct lg_dp *d);
 /* Waits until one of n datapaths has something or timeout_ns passed. */
 void lg_dp_wait(struct lg_dp *d, unsigned n, int64_t timeout_ns);
-/* 1 when the datapath name is known to tern-bench (whether built or not). */
-int lg_dp_known(const char *name);
+/* 1 when the datapath name is known to tern-bench; *why says why this
+ * build lacks it (NULL when it has it). */
+int lg_dp_known(const char *name, const char **why);
 
 /* ---- the client connection pool ------------------------------------------ */
 

@@ -197,6 +197,8 @@ int lg_run_handshake(const struct lg_opts *o)
 	lg_pool_close_all(&h.pool);
 	if (!h.completed && o->abandon != LG_ABANDON_INITIAL)
 		lg_why_failed("no handshake completed", &h.last_close);
+	else if (h.failed)
+		lg_why_failed("the last failed handshake", &h.last_close);
 	hs_summary(&h, el);
 	hs_report(&h, el, stopped_by);
 	int ok = o->abandon == LG_ABANDON_INITIAL ? h.initials > 0 : h.completed > 0;

@@ -168,7 +168,7 @@ int lg_pool_init(struct lg_pool *p, const struct lg_opts *o, uint32_t n_slots, i
 	p->with_app = with_app;
 	p->app_kind = o->perf ? TERN_APP_PERF_CLIENT : TERN_APP_H3_CLIENT;
 	p->app_cb = app_cb;
-	if (lg_dp_open(&p->dp, o) < 0 || pool_tls(p, o) < 0)
+	if (lg_dp_open(&p->dp, o, 1) < 0 || pool_tls(p, o) < 0)
 		return -1;
 	pool_config(p, o);
 	p->path.local = p->dp.local;
@@ -283,7 +283,7 @@ static int conn_send(struct lg_pool *p, struct lg_conn *lc)
 			return 0;
 		pkt.len = (uint32_t)n;
 		pkt.path = p->path;
-		pkt.path.local.family = 0; /* no pktinfo: the socket is bound */
+		pkt.path.local.family = 0; /* the datapath's own address: bound, or --local */
 		pkt.ecn = (uint8_t)tern_conn_send_ecn(lc->g.conn);
 		if (dp->ops->tx_enqueue(dp, 0, &pkt) == 0)
 			p->tx_datagrams++;

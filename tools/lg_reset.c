@@ -3,7 +3,9 @@
  *
  * Each size class sends from its own local port, so every reply names its
  * trigger's size without any shared key: a stateless reset carries no CID
- * (RFC 9000 §10.3). Rules checked on every reply:
+ * (RFC 9000 §10.3). On the socket datapath each class has a socket; DPDK
+ * and XDP own one range of ports, a port per class. Rules checked on every
+ * reply:
  *   - strictly smaller than its trigger (RFC 9000 §10.3.3, no loops or
  *     amplification),
  *   - at least 21 bytes (RFC 9000 §10.3: 5 unpredictable bytes + token),
@@ -25,7 +27,8 @@
 #define MAX_WAIT_NS 1000000
 
 struct rp_class {
-	struct lg_dp dp;
+	struct lg_dp *dp;
+	uint16_t port; /* local: replies come back to it */
 	uint32_t size, weight;
 	int64_t cur; /* smooth weighted round robin */
 	uint64_t sent, replies, reply_bytes, not_smaller, under_min, not_short, size_mismatch;
@@ -36,6 +39,9 @@ struct rp {
 	const struct lg_opts *o;
 	struct rp_class c[LG_MAX_SIZES];
 	unsigned n;
+	struct lg_dp dp[LG_MAX_SIZES];
+	unsigned n_dp;
+	uint64_t unmatched; /* replies to a port no class sends from */
 	int64_t total_w;
 	uint64_t attempted, sent, replies, tx_dropped;
 	uint64_t over_limit;
@@ -78,15 +84,15 @@ static void fill_trigger(struct rp *r, uint8_t *p, size_t len)
 	p[0] = (uint8_t)(0x40 | (p[0] & 0x3f));
 }
 
+/* Per class, what was handed to the datapath is counted at enqueue; the
+ * total sent is what the flushes say left. */
 static void flush_all(struct rp *r)
 {
-	for (unsigned i = 0; i < r->n; i++) {
-		struct tern_datapath *dp = r->c[i].dp.dp;
+	for (unsigned i = 0; i < r->n_dp; i++) {
+		struct tern_datapath *dp = r->dp[i].dp;
 		int k = dp->ops->tx_flush(dp, 0);
-		if (k > 0) {
-			r->c[i].sent += (uint64_t)k;
+		if (k > 0)
 			r->sent += (uint64_t)k;
-		}
 	}
 }
 
@@ -94,7 +100,7 @@ static void send_some(struct rp *r, unsigned n)
 {
 	for (unsigned k = 0; k < n; k++) {
 		struct rp_class *c = next_class(r);
-		struct tern_datapath *dp = c->dp.dp;
+		struct tern_datapath *dp = c->dp->dp;
 		struct tern_dp_pkt pkt;
 		if (dp->ops->tx_alloc(dp, 0, &pkt, c->size) < 0) {
 			flush_all(r);
@@ -104,9 +110,13 @@ static void send_some(struct rp *r, unsigned n)
 		fill_trigger(r, pkt.data, c->size);
 		pkt.len = c->size;
 		pkt.path.remote = r->o->target;
+		pkt.path.local = c->dp->local;
+		pkt.path.local.port = c->port;
 		r->attempted++;
 		if (dp->ops->tx_enqueue(dp, 0, &pkt) < 0)
 			r->tx_dropped++;
+		else
+			c->sent++;
 	}
 	flush_all(r);
 }
@@ -140,16 +150,29 @@ static void check_reply(struct rp *r, struct rp_class *c, const uint8_t *d, uint
 	}
 }
 
+static struct rp_class *class_of(struct rp *r, const struct lg_dp *d, uint16_t port)
+{
+	for (unsigned i = 0; i < r->n; i++)
+		if (r->c[i].dp == d && r->c[i].port == port)
+			return &r->c[i];
+	return NULL;
+}
+
 static void receive(struct rp *r)
 {
 	struct tern_dp_pkt pkts[TERN_DP_BURST];
-	for (unsigned i = 0; i < r->n; i++) {
-		struct tern_datapath *dp = r->c[i].dp.dp;
+	for (unsigned i = 0; i < r->n_dp; i++) {
+		struct tern_datapath *dp = r->dp[i].dp;
 		int n;
 		while ((n = dp->ops->rx_burst(dp, 0, pkts, TERN_DP_BURST)) > 0) {
 			uint64_t now = lg_now();
-			for (int k = 0; k < n; k++)
-				check_reply(r, &r->c[i], pkts[k].data, pkts[k].len, now);
+			for (int k = 0; k < n; k++) {
+				struct rp_class *c = class_of(r, &r->dp[i], pkts[k].path.local.port);
+				if (c)
+					check_reply(r, c, pkts[k].data, pkts[k].len, now);
+				else
+					r->unmatched++;
+			}
 			dp->ops->rx_release(dp, 0, pkts, (unsigned)n);
 		}
 	}
@@ -196,7 +219,7 @@ static const char *run_loop(struct rp *r, uint64_t *t_send_end)
 			break;
 		}
 		int64_t w = send_due(r, now);
-		lg_dp_wait(&r->c[0].dp, r->n, w);
+		lg_dp_wait(r->dp, r->n_dp, w);
 		receive(r);
 		lg_progress_update(&pg, o, lg_now(), r->replies, r->t0);
 	}
@@ -204,7 +227,7 @@ static const char *run_loop(struct rp *r, uint64_t *t_send_end)
 	lg_progress_end(&pg);
 	/* replies still in flight belong to this run */
 	while (!lg_stop && lg_now() < *t_send_end + DRAIN_NS) {
-		lg_dp_wait(&r->c[0].dp, r->n, 10000000);
+		lg_dp_wait(r->dp, r->n_dp, 10000000);
 		receive(r);
 	}
 	return why;
@@ -212,7 +235,7 @@ static const char *run_loop(struct rp *r, uint64_t *t_send_end)
 
 static uint64_t rules_broken(const struct rp *r)
 {
-	uint64_t n = r->over_limit;
+	uint64_t n = r->over_limit + r->unmatched;
 	for (unsigned i = 0; i < r->n; i++)
 		n += r->c[i].not_smaller + r->c[i].under_min + r->c[i].not_short + r->c[i].size_mismatch;
 	return n;
@@ -259,6 +282,7 @@ static void report(struct rp *r, double el, const char *why)
 	lg_json_obj(&j, "results");
 	lg_json_int(&j, "sent", r->sent);
 	lg_json_int(&j, "tx_dropped", r->attempted - r->sent);
+	lg_json_int(&j, "replies_unmatched", r->unmatched);
 	lg_json_num(&j, "offered_rate", o->rate);
 	lg_json_num(&j, "sent_per_s", el > 0 ? (double)r->sent / el : NAN);
 	lg_json_int(&j, "replies", r->replies);
@@ -286,13 +310,17 @@ int lg_run_reset_probe(const struct lg_opts *o)
 	if (lg_json_open(&probe, o) < 0)
 		return 2;
 	lg_json_close(&probe, 0, "not run");
+	/* sockets: one per class; DPDK and XDP: one datapath, a port per class */
+	int per_class = !strcmp(o->datapath, "socket");
 	for (unsigned i = 0; i < o->n_sizes; i++) {
-		r.c[i].size = o->sizes[i];
-		r.c[i].weight = o->weights[i];
-		r.total_w += o->weights[i];
-		if (lg_dp_open(&r.c[i].dp, o) < 0)
+		if ((per_class || i == 0) && lg_dp_open(&r.dp[r.n_dp++], o, per_class ? 1 : o->n_sizes) < 0)
 			return 1;
-		r.n++;
+		struct rp_class *c = &r.c[r.n++];
+		c->size = o->sizes[i];
+		c->weight = o->weights[i];
+		c->dp = &r.dp[r.n_dp - 1];
+		c->port = (uint16_t)(c->dp->local.port + (per_class ? 0 : i));
+		r.total_w += o->weights[i];
 	}
 	os_random(NULL, (uint8_t *)&r.rng, sizeof(r.rng));
 	r.rng |= 1;
@@ -301,7 +329,7 @@ int lg_run_reset_probe(const struct lg_opts *o)
 	const char *why = run_loop(&r, &t_send_end);
 	double el = (double)(t_send_end - r.t0) / 1e9;
 	report(&r, el, why);
-	for (unsigned i = 0; i < r.n; i++)
-		lg_dp_close(&r.c[i].dp);
+	for (unsigned i = 0; i < r.n_dp; i++)
+		lg_dp_close(&r.dp[i]);
 	return r.sent && !rules_broken(&r) ? 0 : 1;
 }

@@ -2,14 +2,12 @@
  * datapath wrapper. */
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lg.h"
-#include "tern/sock.h"
 
 volatile sig_atomic_t lg_stop;
 
@@ -281,68 +279,4 @@ int lg_json_close(struct lg_json *j, double elapsed_s, const char *stopped_by)
 	}
 	j->f = NULL;
 	return 0;
-}
-
-/* ---- datapath ------------------------------------------------------------------ */
-
-int lg_dp_known(const char *name)
-{
-	return !strcmp(name, "socket") || !strcmp(name, "dpdk") || !strcmp(name, "xdp");
-}
-
-/* The local address to bind: the loopback of the target's family, so the
- * path the engine sees is the one datagrams arrive on; the wildcard for
- * the benchmark range (RFC 2544's 198.18.0.0/15), where routing picks. */
-static const char *bind_for(const struct tern_addr *t)
-{
-	if (t->family == 6)
-		return "[::1]:0";
-	return t->ip[0] == 127 ? "127.0.0.1:0" : "0.0.0.0:0";
-}
-
-int lg_dp_open(struct lg_dp *d, const struct lg_opts *o)
-{
-	char err[256];
-	memset(d, 0, sizeof(*d));
-	d->fd = -1;
-	if (strcmp(o->datapath, "socket") != 0) {
-		/* DPDK and AF_XDP plug in here behind the same contract */
-		fprintf(stderr, "tern-bench: --datapath %s is not available in this build (only socket)\n",
-			o->datapath);
-		return -1;
-	}
-	struct tern_sock_config sc = {
-		.listen = bind_for(&o->target),
-		.rcvbuf = 4 << 20,
-		.sndbuf = 4 << 20,
-		.rx_slots = 8 * TERN_DP_BURST,
-		.tx_slots = 16 * TERN_DP_BURST,
-	};
-	if (tern_sock_open(&d->dp, &sc, err, sizeof(err)) < 0) {
-		fprintf(stderr, "tern-bench: %s\n", err);
-		return -1;
-	}
-	tern_sock_local_addr(d->dp, 0, &d->local);
-	d->fd = tern_sock_fd(d->dp, 0);
-	return 0;
-}
-
-void lg_dp_close(struct lg_dp *d)
-{
-	if (d->dp)
-		d->dp->ops->close(d->dp);
-	d->dp = NULL;
-}
-
-void lg_dp_wait(struct lg_dp *d, unsigned n, int64_t timeout_ns)
-{
-	struct pollfd pfd[LG_MAX_SIZES];
-	nfds_t k = 0;
-	for (unsigned i = 0; i < n && k < LG_MAX_SIZES; i++)
-		if (d[i].fd >= 0)
-			pfd[k++] = (struct pollfd){.fd = d[i].fd, .events = POLLIN};
-	if (timeout_ns <= 0 || k < n)
-		return; /* busy-polled datapaths never sleep */
-	struct timespec ts = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
-	ppoll(pfd, k, &ts, NULL);
 }

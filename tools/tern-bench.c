@@ -1,6 +1,6 @@
 /* tern-bench: the load generator, built on tern's client engine.
  *
- *   tern-bench MODE --target ADDR:PORT [--datapath socket] [--duration DUR] [--count N]
+ *   tern-bench MODE --target ADDR:PORT [--datapath socket|dpdk|xdp] [--duration DUR] [--count N]
  *              [--json FILE] [mode options]
  *
  * Modes (see usage() for their options):
@@ -45,6 +45,11 @@ static void usage(void)
 	       "  requests     [--conns C] [--depth D] [--size BYTES] [--rate R]\n"
 	       "common options:\n"
 	       "  --datapath socket|dpdk|xdp   (default socket)\n"
+	       "  --local ADDR:PORT  send from here (dpdk and xdp: required; the reset probe\n"
+	       "                   owns PORT and the next ports, one per size)\n"
+	       "  --interface IF   the interface AF_XDP sockets bind (xdp)\n"
+	       "  --dpdk-eal \"ARGS\" EAL arguments (dpdk), --dpdk-port NAME (default: the first)\n"
+	       "  --peer-mac MAC   the target's next hop (dpdk, xdp; default: ARP before the run)\n"
 	       "  --duration DUR   time bound (default 5s; with --count alone, 60s)\n"
 	       "  --count N        stop after N handshakes, triggers or responses\n"
 	       "  --json FILE      write the results as JSON\n"
@@ -188,7 +193,8 @@ static struct flag flags[] = {
 	{"--handshake-timeout", M_HS | M_BU | M_RQ, 0}, {"--sizes", M_RP, 0},
 	{"--reset-limit", M_RP, 0}, {"--conns", M_BU | M_RQ, 0},
 	{"--streams", M_BU, 0}, {"--depth", M_RQ, 0}, {"--size", M_BU | M_RQ, 0},
-	{"--proto", M_BU, 0},
+	{"--proto", M_BU, 0}, {"--local", M_ALL, 0}, {"--interface", M_ALL, 0},
+	{"--dpdk-eal", M_ALL, 0}, {"--dpdk-port", M_ALL, 0}, {"--peer-mac", M_ALL, 0},
 };
 
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -260,16 +266,57 @@ static void parse_target(struct lg_opts *o)
 			  "range 198.18.0.0/15 may be loaded", o->target_text);
 }
 
+static void parse_mac(struct lg_opts *o, const char *v)
+{
+	unsigned m[6];
+	char tail;
+	if (sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &tail) != 6)
+		die_usage("bad --peer-mac '%s': expected six hex bytes such as 02:00:00:00:00:01", v);
+	for (int i = 0; i < 6; i++)
+		o->peer_mac[i] = (uint8_t)m[i];
+	o->has_peer_mac = 1;
+}
+
+/* Which flags each datapath needs, with one line for what is missing. */
+static void parse_datapath(struct lg_opts *o)
+{
+	char err[256];
+	const char *why;
+	o->datapath = F("--datapath") ? F("--datapath") : "socket";
+	if (!lg_dp_known(o->datapath, &why))
+		die_usage("bad --datapath '%s': expected socket, dpdk or xdp", o->datapath);
+	if (why)
+		die_usage("%s", why);
+	int sock = !strcmp(o->datapath, "socket"), xdp = !strcmp(o->datapath, "xdp");
+	o->local_text = F("--local");
+	o->ifname = F("--interface");
+	o->dpdk_eal = F("--dpdk-eal");
+	o->dpdk_port = F("--dpdk-port");
+	if (o->local_text && tern_sock_addr_parse(o->local_text, &o->local, err, sizeof(err)) < 0)
+		die_usage("bad --local '%s': %s", o->local_text, err);
+	if (F("--peer-mac"))
+		parse_mac(o, F("--peer-mac"));
+	if (!sock && (!o->local_text || !o->local.port))
+		die_usage("--datapath %s needs --local ADDR:PORT (the address and first UDP port to send from)",
+			  o->datapath);
+	if (!sock && o->local.family != o->target.family)
+		die_usage("--local %s and --target %s are of different families", o->local_text,
+			  o->target_text);
+	if (xdp && !o->ifname)
+		die_usage("--datapath xdp needs --interface IF (the interface holding --local)");
+	if (!strcmp(o->datapath, "dpdk") && !o->dpdk_eal)
+		die_usage("--datapath dpdk needs --dpdk-eal \"EAL ARGS\"");
+	const char *extra = o->ifname && !xdp ? "--interface" : (o->dpdk_eal || o->dpdk_port) &&
+			    strcmp(o->datapath, "dpdk") ? "--dpdk-eal/--dpdk-port" : o->has_peer_mac && sock
+			    ? "--peer-mac" : NULL;
+	if (extra)
+		die_usage("%s does not apply to --datapath %s", extra, o->datapath);
+}
+
 static void parse_common(struct lg_opts *o)
 {
 	parse_target(o);
-	o->datapath = F("--datapath") ? F("--datapath") : "socket";
-	if (!lg_dp_known(o->datapath))
-		die_usage("bad --datapath '%s': expected socket, dpdk or xdp", o->datapath);
-	/* the DPDK and AF_XDP datapaths plug in behind lg_dp_open() */
-	if (strcmp(o->datapath, "socket") != 0)
-		die_usage("--datapath %s is not available in this build of tern-bench (only socket)",
-			  o->datapath);
+	parse_datapath(o);
 	o->json = F("--json");
 	o->label = F("--label");
 	o->ca = F("--ca");
