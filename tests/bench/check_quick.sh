@@ -45,7 +45,12 @@ expect_usage "bad abandon" "bad --abandon" handshake --target 127.0.0.1:443 --ab
 expect_usage "bad duration" "bad --duration" handshake --target 127.0.0.1:443 --duration forever
 expect_usage "zero count" "bad --count" handshake --target 127.0.0.1:443 --count 0
 expect_usage "bad size mix" "bad --sizes" reset-probe --target 127.0.0.1:443 --sizes 40,,50
-expect_usage "datapath not built" "not available in this build" handshake --target 127.0.0.1:443 --datapath dpdk
+expect_usage "dpdk without --local" "needs --local ADDR:PORT" handshake --target 127.0.0.1:443 --datapath dpdk
+expect_usage "xdp without --interface" "needs --interface" handshake --target 198.18.0.1:443 --datapath xdp --local 198.18.0.2:4000
+expect_usage "dpdk without EAL" "needs --dpdk-eal" bulk --target 198.18.0.1:443 --datapath dpdk --local 198.18.0.2:4000
+expect_usage "families differ" "different families" bulk --target 198.18.0.1:443 --datapath dpdk --local "[::1]:4000"
+expect_usage "bad MAC" "bad --peer-mac" handshake --target 198.18.0.1:443 --datapath xdp --peer-mac 02:00:00:00:00
+expect_usage "EAL on sockets" "does not apply to --datapath socket" handshake --target 127.0.0.1:443 --dpdk-eal "--no-pci"
 expect_usage "unknown datapath" "bad --datapath" handshake --target 127.0.0.1:443 --datapath carrier-pigeon
 expect_usage "twice" "given twice" handshake --target 127.0.0.1:443 --rate 1 --rate 2
 "$LG" --help | grep -q "^usage: tern-bench MODE" || fail "--help prints no usage"
