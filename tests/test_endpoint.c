@@ -1491,3 +1491,52 @@ Test(endpoint, valid_initial_flood_with_retry_auto_keeps_no_state_past_the_thres
 	tern_endpoint_free(ep);
 	tern_token_key_clear(&tkey);
 }
+
+/* The timer heap: 300 half-open handshakes from one address, started 10 ms
+ * apart, each with its own handshake deadline; their PTOs fire first and
+ * the send passes run in between, so the heap is re-filed many times. At
+ * every check exactly the connections whose deadline passed are gone (in
+ * order, from the middle of the address chain too), and the endpoint's
+ * next timeout is the earliest deadline left. */
+Test(endpoint, timers_of_many_connections_fire_in_order)
+{
+	struct tern_endpoint_config cfg;
+	server_config(&cfg, NULL);
+	cfg.conn.handshake_timeout_ns = 10 * SEC;
+	cfg.max_conns = 512;
+	struct tern_endpoint *ep = ep_make(&cfg, T0);
+	uint8_t d[1200], out[1500];
+	struct tern_path p;
+	const uint64_t step = 10000000; /* 10 ms */
+	for (int i = 0; i < 300; i++) {
+		uint8_t cid[8] = {0xc1, 0xd, (uint8_t)(i >> 8), (uint8_t)i, 1, 2, 3, 4};
+		valid_initial(d, sizeof(d), TERN_VERSION_1, cid, 8);
+		tern_endpoint_recv(ep, d, sizeof(d), &any_path, T0 + (uint64_t)i * step, NULL, 0);
+		while (tern_endpoint_send(ep, out, sizeof(out), &p, T0 + (uint64_t)i * step) > 0)
+			;
+	}
+	cr_assert_eq(tern_endpoint_conn_count(ep), 300);
+	/* PTOs fire and retransmit, deadlines stay */
+	for (uint64_t t = T0 + 3 * SEC; t < T0 + 10 * SEC; t += SEC / 2) {
+		tern_endpoint_handle_timeout(ep, t);
+		while (tern_endpoint_send(ep, out, sizeof(out), &p, t) > 0)
+			;
+	}
+	cr_assert_eq(tern_endpoint_conn_count(ep), 300);
+	for (int k = 0; k < 300; k += 37) {
+		uint64_t t = T0 + 10 * SEC + (uint64_t)k * step + step / 2;
+		tern_endpoint_handle_timeout(ep, t);
+		while (tern_endpoint_send(ep, out, sizeof(out), &p, t) > 0)
+			;
+		cr_assert_eq(tern_endpoint_conn_count(ep), (size_t)(299 - k), "at +%d ms", k * 10);
+		uint64_t next = tern_endpoint_next_timeout(ep);
+		cr_assert_gt(next, t);
+		cr_assert_leq(next, T0 + 10 * SEC + (uint64_t)(k + 1) * step,
+			      "the next deadline is connection %d's", k + 1);
+	}
+	tern_endpoint_handle_timeout(ep, T0 + 20 * SEC);
+	cr_assert_eq(tern_endpoint_conn_count(ep), 0);
+	cr_assert_eq(stats_of(ep).closed_by_reason[TERN_CLOSE_HANDSHAKE_TIMEOUT], 300);
+	cr_assert_eq(tern_endpoint_next_timeout(ep), UINT64_MAX);
+	tern_endpoint_free(ep);
+}

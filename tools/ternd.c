@@ -730,6 +730,7 @@ static void worker_begin_shutdown(struct worker *w)
 			tern_app_shutdown(g->app);
 		else /* still in the handshake: nothing to finish */
 			tern_conn_close(g->conn, 1, TERN_H3_NO_ERROR, "shutting down", w->now);
+		tern_endpoint_conn_wake(g->conn); /* GOAWAY or the close to send */
 	}
 	atomic_store_explicit(&w->shutdown_ack, n + 1, memory_order_release);
 }

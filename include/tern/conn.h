@@ -69,6 +69,11 @@ struct tern_conn_callbacks {
 	 * only when set. Returns non-zero while nobody takes the records yet
 	 * (the trace header is then offered again with the next record). */
 	int (*on_qlog)(struct tern_conn *c, void *user, const char *record, size_t len);
+	/* The application gave the connection something to send (stream
+	 * data, a reset, a close, a token...): whoever schedules sends asks it
+	 * again (the endpoint's send list). Never calls back into the
+	 * connection. */
+	void (*on_wake)(struct tern_conn *c, void *user);
 };
 
 struct tern_conn_config {

@@ -144,6 +144,12 @@ int tern_endpoint_connect(struct tern_endpoint *ep, const struct tern_path *path
 void tern_endpoint_close_all(struct tern_endpoint *ep, uint64_t app_code, const char *reason,
 			     uint64_t now);
 
+/* After acting on a connection outside the endpoint's calls and callbacks
+ * (writing to a stream from elsewhere, closing it on a timer of one's
+ * own): the endpoint asks only connections something happened to for
+ * datagrams, and files their timers then. */
+void tern_endpoint_conn_wake(struct tern_conn *c);
+
 void tern_endpoint_conn_set_app(struct tern_conn *c, void *app);
 void *tern_endpoint_conn_app(const struct tern_conn *c);
 size_t tern_endpoint_conn_count(const struct tern_endpoint *ep);

@@ -1242,6 +1242,7 @@ int tern_conn_close(struct tern_conn *c, int app, uint64_t code, const char *rea
 	if (c->state >= TERN_CONN_CLOSING)
 		return 0;
 	conn_enter_closing(c, app, code, 0, reason, TERN_CLOSE_LOCAL, now);
+	conn_wake(c);
 	return 0;
 }
 
@@ -1252,6 +1253,7 @@ int tern_conn_send_new_token(struct tern_conn *c, const uint8_t *token, size_t l
 	memcpy(c->new_token, token, len);
 	c->new_token_len = (uint8_t)len;
 	c->new_token_pending = 1;
+	conn_wake(c);
 	return 0;
 }
 
@@ -1265,6 +1267,7 @@ int tern_conn_new_token(const struct tern_conn *c, const uint8_t **token, size_t
 void tern_conn_set_address_validated(struct tern_conn *c)
 {
 	c->address_validated = 1;
+	conn_wake(c); /* the amplification limit no longer holds it back */
 }
 
 int tern_conn_key_update(struct tern_conn *c)
@@ -1282,6 +1285,7 @@ int tern_conn_key_update(struct tern_conn *c)
 	c->key_phase_start_pn = c->sp[EP_APP].next_pn;
 	c->update_pending_ack = 1;
 	c->stats.key_updates++;
+	conn_wake(c);
 	qlog_key_update(c, 1, c->now);
 	return 0;
 }

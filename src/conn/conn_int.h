@@ -306,6 +306,12 @@ struct stream *stream_find(struct tern_conn *c, uint64_t id);
 int stream_get_or_open_remote(struct tern_conn *c, uint64_t id, struct stream **out);
 struct stream *stream_new(struct tern_conn *c, uint64_t id);
 void stream_queue(struct tern_conn *c, struct stream *s);
+/* Tells the send scheduler (on_wake) that c has something new to send. */
+static inline void conn_wake(struct tern_conn *c)
+{
+	if (c->cb && c->cb->on_wake)
+		c->cb->on_wake(c, c->user);
+}
 /* Frees a stream once both its directions are finished (and it is not on
  * the send queue); a peer's stream gives its MAX_STREAMS credit back. */
 void stream_check_done(struct tern_conn *c, struct stream *s);

@@ -490,6 +490,7 @@ void stream_check_done(struct tern_conn *c, struct stream *s)
 
 void stream_queue(struct tern_conn *c, struct stream *s)
 {
+	conn_wake(c);
 	if (s->queued)
 		return;
 	s->queued = 1;

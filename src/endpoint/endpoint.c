@@ -22,10 +22,21 @@ struct ep_conn {
 	void *app;
 	struct tern_cid odcid; /* routes the client's Initials until it switches */
 	struct tern_cid addr_key; /* the remote address, as a key of addr_table */
-	struct ep_conn *addr_next; /* other connections to the same address */
+	/* other connections to the same address: doubly linked, as one client
+	 * address (a NAT, a load generator) may hold thousands */
+	struct ep_conn *addr_next, *addr_prev;
 	uint8_t handshaking;       /* counted in handshakes in progress */
+	uint8_t dirty;             /* on the send list */
+	uint8_t linked;            /* past ec_link: a wake before it is ignored */
+	uint8_t timing;            /* in tern_endpoint_handle_timeout's batch */
 	struct ep_conn *prev, *next;
+	struct ep_conn *dprev, *dnext; /* the send list */
+	size_t heap_idx;               /* HEAP_NONE: not in the timer heap */
+	uint64_t heap_key;             /* its next timeout when (re)inserted */
+	struct ep_conn *due_next;      /* tern_endpoint_handle_timeout's batch */
 };
+
+#define HEAP_NONE SIZE_MAX
 
 struct tern_endpoint {
 	uint64_t now;
@@ -36,7 +47,13 @@ struct tern_endpoint {
 	void *table_mem, *addr_mem;
 	struct ep_conn *head;
 	size_t n;
-	struct ep_conn *cursor;
+	/* Only connections that something happened to are asked for
+	 * datagrams (the send list) and only the earliest timer is looked at
+	 * (a binary heap of max_conns): a worker's step costs what moved, not
+	 * what it holds (DESIGN.md §3). */
+	struct ep_conn *dhead, *dtail;
+	struct ep_conn **heap;
+	size_t heap_n;
 	struct tern_bucket reset_bucket, vn_bucket;
 	struct tern_endpoint_stats st;
 	/* Scratch for checking that an Initial opens before a connection is
@@ -104,6 +121,15 @@ static void w_close(struct tern_conn *c, void *u, const struct tern_close_info *
 		APP_CB(ec)->on_close(c, ec->app, ci);
 }
 
+static void dirty_add(struct tern_endpoint *ep, struct ep_conn *ec);
+
+static void w_wake(struct tern_conn *c, void *u)
+{
+	(void)c;
+	if (EC(u)->linked)
+		dirty_add(EC(u)->ep, EC(u));
+}
+
 static int w_qlog(struct tern_conn *c, void *u, const char *rec, size_t len)
 {
 	struct ep_conn *ec = u;
@@ -159,6 +185,7 @@ int tern_endpoint_new(struct tern_endpoint **out, const struct tern_endpoint_con
 		.on_close = w_close,
 		.on_cid = w_cid,
 		.on_qlog = w_qlog,
+		.on_wake = w_wake,
 	};
 	/* formatting qlog records costs: only when the application wants them */
 	if (!ep->app_cb || !ep->app_cb->on_qlog)
@@ -175,12 +202,14 @@ int tern_endpoint_new(struct tern_endpoint **out, const struct tern_endpoint_con
 	size_t amem = tern_cidtable_mem_size(cfg->max_conns);
 	ep->table_mem = mem ? calloc(1, mem) : NULL;
 	ep->addr_mem = amem ? calloc(1, amem) : NULL;
-	if (!ep->table_mem || !ep->addr_mem ||
+	ep->heap = calloc(cfg->max_conns, sizeof(*ep->heap));
+	if (!ep->table_mem || !ep->addr_mem || !ep->heap ||
 	    tern_cidtable_init(&ep->table, ep->table_mem, mem, entries, ep->cfg.table_seed) < 0 ||
 	    tern_cidtable_init(&ep->addr_table, ep->addr_mem, amem, cfg->max_conns,
 			       ep->cfg.table_seed) < 0) {
 		free(ep->table_mem);
 		free(ep->addr_mem);
+		free(ep->heap);
 		free(ep);
 		return TERN_ERR_NOMEM;
 	}
@@ -205,25 +234,131 @@ static void addr_key(struct tern_cid *k, const struct tern_addr *a)
 static void addr_add(struct tern_endpoint *ep, struct ep_conn *ec)
 {
 	addr_key(&ec->addr_key, &tern_conn_path(ec->conn)->remote);
+	ec->addr_prev = NULL;
 	ec->addr_next = tern_cidtable_remove(&ep->addr_table, &ec->addr_key);
+	if (ec->addr_next)
+		ec->addr_next->addr_prev = ec;
 	tern_cidtable_insert(&ep->addr_table, &ec->addr_key, ec); /* sized for max_conns */
 }
 
 static void addr_del(struct tern_endpoint *ep, struct ep_conn *ec)
 {
-	struct ep_conn *head = tern_cidtable_lookup(&ep->addr_table, &ec->addr_key);
-	if (head == ec) {
-		tern_cidtable_remove(&ep->addr_table, &ec->addr_key);
-		if (ec->addr_next)
-			tern_cidtable_insert(&ep->addr_table, &ec->addr_key, ec->addr_next);
+	if (ec->addr_next)
+		ec->addr_next->addr_prev = ec->addr_prev;
+	if (ec->addr_prev) {
+		ec->addr_prev->addr_next = ec->addr_next;
 		return;
 	}
-	for (struct ep_conn *p = head; p; p = p->addr_next) {
-		if (p->addr_next == ec) {
-			p->addr_next = ec->addr_next;
-			return;
-		}
+	/* the head: the table names the next one now */
+	tern_cidtable_remove(&ep->addr_table, &ec->addr_key);
+	if (ec->addr_next)
+		tern_cidtable_insert(&ep->addr_table, &ec->addr_key, ec->addr_next);
+}
+
+/* ---- the timer heap and the send list -------------------------------------------- */
+
+static void heap_set(struct tern_endpoint *ep, size_t i, struct ep_conn *ec)
+{
+	ep->heap[i] = ec;
+	ec->heap_idx = i;
+}
+
+static void heap_up(struct tern_endpoint *ep, size_t i)
+{
+	struct ep_conn *ec = ep->heap[i];
+	while (i > 0 && ep->heap[(i - 1) / 2]->heap_key > ec->heap_key) {
+		heap_set(ep, i, ep->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
 	}
+	heap_set(ep, i, ec);
+}
+
+static void heap_down(struct tern_endpoint *ep, size_t i)
+{
+	struct ep_conn *ec = ep->heap[i];
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= ep->heap_n)
+			break;
+		if (c + 1 < ep->heap_n && ep->heap[c + 1]->heap_key < ep->heap[c]->heap_key)
+			c++;
+		if (ep->heap[c]->heap_key >= ec->heap_key)
+			break;
+		heap_set(ep, i, ep->heap[c]);
+		i = c;
+	}
+	heap_set(ep, i, ec);
+}
+
+static void heap_del(struct tern_endpoint *ep, struct ep_conn *ec)
+{
+	size_t i = ec->heap_idx;
+	if (i == HEAP_NONE)
+		return;
+	ec->heap_idx = HEAP_NONE;
+	struct ep_conn *last = ep->heap[--ep->heap_n];
+	if (last == ec)
+		return;
+	heap_set(ep, i, last);
+	heap_up(ep, i);
+	heap_down(ep, last->heap_idx);
+}
+
+/* Files ec under its next timeout; a closed connection is due at once, to
+ * be freed by the next tern_endpoint_handle_timeout. */
+static void heap_rekey(struct tern_endpoint *ep, struct ep_conn *ec)
+{
+	if (ec->timing)
+		return; /* filed when the batch ends */
+	uint64_t key = tern_conn_state(ec->conn) == TERN_CONN_CLOSED ? 0 : tern_conn_next_timeout(ec->conn);
+	if (ec->heap_idx == HEAP_NONE) {
+		ec->heap_key = key;
+		heap_set(ep, ep->heap_n++, ec); /* n <= max_conns: room */
+		heap_up(ep, ec->heap_idx);
+	} else if (key != ec->heap_key) {
+		ec->heap_key = key;
+		heap_up(ep, ec->heap_idx);
+		heap_down(ep, ec->heap_idx);
+	}
+}
+
+static void dirty_del(struct tern_endpoint *ep, struct ep_conn *ec)
+{
+	if (!ec->dirty)
+		return;
+	ec->dirty = 0;
+	if (ec->dprev)
+		ec->dprev->dnext = ec->dnext;
+	else
+		ep->dhead = ec->dnext;
+	if (ec->dnext)
+		ec->dnext->dprev = ec->dprev;
+	else
+		ep->dtail = ec->dprev;
+	ec->dprev = ec->dnext = NULL;
+}
+
+/* Something happened to ec: it may have datagrams to send, and its timers
+ * may have moved (both are looked at when the send pass reaches it). */
+static void dirty_add(struct tern_endpoint *ep, struct ep_conn *ec)
+{
+	heap_rekey(ep, ec);
+	if (ec->dirty)
+		return;
+	ec->dirty = 1;
+	ec->dnext = NULL;
+	ec->dprev = ep->dtail;
+	if (ep->dtail)
+		ep->dtail->dnext = ec;
+	else
+		ep->dhead = ec;
+	ep->dtail = ec;
+}
+
+void tern_endpoint_conn_wake(struct tern_conn *c)
+{
+	struct ep_conn *ec = EC(tern_conn_user(c));
+	dirty_add(ec->ep, ec);
 }
 
 static void conn_unlink_free(struct tern_endpoint *ep, struct ep_conn *ec)
@@ -239,6 +374,8 @@ static void conn_unlink_free(struct tern_endpoint *ep, struct ep_conn *ec)
 	if (ec->odcid.len && tern_cidtable_lookup(&ep->table, &ec->odcid) == ec)
 		tern_cidtable_remove(&ep->table, &ec->odcid);
 	addr_del(ep, ec);
+	heap_del(ep, ec);
+	dirty_del(ep, ec);
 	tern_conn_free(ec->conn);
 	if (ec->prev)
 		ec->prev->next = ec->next;
@@ -246,8 +383,6 @@ static void conn_unlink_free(struct tern_endpoint *ep, struct ep_conn *ec)
 		ep->head = ec->next;
 	if (ec->next)
 		ec->next->prev = ec->prev;
-	if (ep->cursor == ec)
-		ep->cursor = ec->next;
 	ep->n--;
 	free(ec);
 }
@@ -260,6 +395,7 @@ void tern_endpoint_free(struct tern_endpoint *ep)
 		conn_unlink_free(ep, ep->head);
 	free(ep->table_mem);
 	free(ep->addr_mem);
+	free(ep->heap);
 	free(ep);
 }
 
@@ -270,6 +406,7 @@ static struct ep_conn *ec_new(struct tern_endpoint *ep, struct tern_conn_config 
 		return NULL;
 	ec->ep = ep;
 	ec->app = app;
+	ec->heap_idx = HEAP_NONE;
 	*cc = ep->cfg.conn;
 	cc->cb = &ep->conn_cb;
 	cc->user = ec;
@@ -285,12 +422,16 @@ static void ec_link(struct tern_endpoint *ep, struct ep_conn *ec)
 	ep->n++;
 	ep->st.conns_created++;
 	addr_add(ep, ec);
+	ec->linked = 1;
+	dirty_add(ep, ec);
 }
 
 int tern_endpoint_connect(struct tern_endpoint *ep, const struct tern_path *path, void *app,
 			  struct tern_conn **out, uint64_t now)
 {
 	struct tern_conn_config cc;
+	if (ep->n >= ep->cfg.max_conns)
+		return TERN_ERR_LIMIT;
 	struct ep_conn *ec = ec_new(ep, &cc, app);
 	if (!ec)
 		return TERN_ERR_NOMEM;
@@ -571,6 +712,7 @@ static int reset_to_conn(struct tern_endpoint *ep, uint8_t *dgram, size_t len,
 		if (st != TERN_CONN_ESTABLISHED && st != TERN_CONN_CLOSING)
 			continue;
 		tern_conn_recv(ec->conn, dgram, len, path, now);
+		dirty_add(ep, ec);
 		if (tern_conn_state(ec->conn) == TERN_CONN_DRAINING &&
 		    tern_conn_close_info(ec->conn)->reason == TERN_CLOSE_STATELESS_RESET)
 			return 1;
@@ -626,6 +768,7 @@ int tern_endpoint_recv_ecn(struct tern_endpoint *ep, uint8_t *dgram, size_t len,
 		}
 		ep->st.to_conn++;
 		tern_conn_recv_ecn(ec->conn, dgram, len, path, ecn, now);
+		dirty_add(ep, ec);
 		return 0;
 	}
 	if (len >= TERN_RESET_MIN_LEN && reset_to_conn(ep, dgram, len, path, now)) {
@@ -653,20 +796,23 @@ int tern_endpoint_recv(struct tern_endpoint *ep, uint8_t *dgram, size_t len,
 int tern_endpoint_send_ecn(struct tern_endpoint *ep, uint8_t *buf, size_t cap, struct tern_path *path,
 			   uint8_t *ecn, uint64_t now)
 {
-	/* round robin: at most one full lap per call */
-	struct ep_conn *start = ep->cursor ? ep->cursor : ep->head;
-	struct ep_conn *ec = start;
-	for (size_t i = 0; ec && i < ep->n; i++) {
+	struct ep_conn *ec;
+	while ((ec = ep->dhead)) {
 		int n = tern_conn_send(ec->conn, buf, cap, now);
-		struct ep_conn *next = ec->next ? ec->next : ep->head;
 		if (n > 0) {
 			*path = *tern_conn_path(ec->conn);
 			if (ecn)
 				*ecn = (uint8_t)tern_conn_send_ecn(ec->conn);
-			ep->cursor = next;
+			/* round robin: one datagram, then the others' turn */
+			if (ec->dnext) {
+				dirty_del(ep, ec);
+				dirty_add(ep, ec);
+			}
 			return n;
 		}
-		ec = next;
+		/* nothing more until the peer or a timer moves it */
+		dirty_del(ep, ec);
+		heap_rekey(ep, ec);
 	}
 	return 0;
 }
@@ -679,33 +825,45 @@ int tern_endpoint_send(struct tern_endpoint *ep, uint8_t *buf, size_t cap, struc
 
 uint64_t tern_endpoint_next_timeout(const struct tern_endpoint *ep)
 {
-	uint64_t t = UINT64_MAX;
-	for (struct ep_conn *ec = ep->head; ec; ec = ec->next) {
-		if (tern_conn_state(ec->conn) == TERN_CONN_CLOSED)
-			return 0;
-		uint64_t ct = tern_conn_next_timeout(ec->conn);
-		if (ct < t)
-			t = ct;
-	}
-	return t;
+	if (ep->dhead)
+		return 0; /* connections still to ask for datagrams */
+	return ep->heap_n ? ep->heap[0]->heap_key : UINT64_MAX;
 }
 
+/* The due connections leave the heap first and are filed again under
+ * their new timeouts afterwards, so this ends however their timers moved. */
 void tern_endpoint_handle_timeout(struct tern_endpoint *ep, uint64_t now)
 {
-	for (struct ep_conn *ec = ep->head, *next; ec; ec = next) {
-		next = ec->next;
-		if (tern_conn_next_timeout(ec->conn) <= now)
+	struct ep_conn *due = NULL;
+	while (ep->heap_n && ep->heap[0]->heap_key <= now) {
+		struct ep_conn *ec = ep->heap[0];
+		heap_del(ep, ec);
+		ec->timing = 1;
+		if (tern_conn_state(ec->conn) != TERN_CONN_CLOSED &&
+		    tern_conn_next_timeout(ec->conn) <= now)
 			tern_conn_handle_timeout(ec->conn, now);
-		if (tern_conn_state(ec->conn) == TERN_CONN_CLOSED)
+		if (tern_conn_state(ec->conn) == TERN_CONN_CLOSED) {
 			conn_unlink_free(ep, ec);
+			continue;
+		}
+		ec->due_next = due;
+		due = ec;
+	}
+	while (due) {
+		struct ep_conn *ec = due;
+		due = ec->due_next;
+		ec->timing = 0;
+		dirty_add(ep, ec);
 	}
 }
 
 void tern_endpoint_close_all(struct tern_endpoint *ep, uint64_t app_code, const char *reason,
 			     uint64_t now)
 {
-	for (struct ep_conn *ec = ep->head; ec; ec = ec->next)
+	for (struct ep_conn *ec = ep->head; ec; ec = ec->next) {
 		tern_conn_close(ec->conn, 1, app_code, reason, now);
+		dirty_add(ep, ec);
+	}
 }
 
 void tern_endpoint_conn_set_app(struct tern_conn *c, void *app)
