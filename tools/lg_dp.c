@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "datapaths.h"
 #include "lg.h"
 #include "tern/sock.h"
 #ifdef TERN_HAVE_XDP
@@ -27,24 +28,11 @@
 #define RESOLVE_RETRY_NS 200000000ull
 #define DISCARD_PORT 9 /* RFC 863: where the one probe datagram goes */
 
+/* What this build has is ternd's answer too (datapaths.c). */
 int lg_dp_known(const char *name, const char **why)
 {
-	*why = NULL;
-	if (!strcmp(name, "socket"))
-		return 1;
-	if (!strcmp(name, "xdp")) {
-#ifndef TERN_HAVE_XDP
-		*why = "--datapath xdp is not available in this build (it needs libbpf, libxdp and bpftool)";
-#endif
-		return 1;
-	}
-	if (!strcmp(name, "dpdk")) {
-#ifndef TERN_HAVE_DPDK
-		*why = "--datapath dpdk is not available in this build (it needs libdpdk)";
-#endif
-		return 1;
-	}
-	return 0;
+	*why = dp_unavailable(name);
+	return !strcmp(name, "socket") || !strcmp(name, "xdp") || !strcmp(name, "dpdk");
 }
 
 #if defined(TERN_HAVE_XDP) || defined(TERN_HAVE_DPDK)
